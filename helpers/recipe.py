@@ -1,0 +1,44 @@
+"""The course's training recipe, in one place, for notebooks and commands alike.
+
+The 8B recipe is Unsloth's Alpaca recipe: 60 steps at 2e-4. The embedded tiny model starts from
+random weights, so it needs more and larger steps (200 at 5e-3) before it follows the format and
+stops at EOS; everything else is the same.
+
+Example:
+    >>> Recipe().max_steps, Recipe.for_model("unsloth/llama-3-8b-bnb-4bit").learning_rate
+    (60, 0.0002)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from helpers.models import is_tiny
+
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """LoRA and SFT settings shared by notebooks 02-06 and the command line."""
+
+    max_seq_length: int = 2048
+    r: int = 16
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
+    per_device_train_batch_size: int = 2
+    gradient_accumulation_steps: int = 4
+    warmup_steps: int = 5
+    max_steps: int = 60
+    learning_rate: float = 2e-4
+    optim: str = "adamw_8bit"
+    weight_decay: float = 0.01
+    lr_scheduler_type: str = "linear"
+    seed: int = 3407
+
+    @classmethod
+    def for_model(cls, model_name: str) -> "Recipe":
+        """The recipe for ``model_name``: longer and faster-learning for the random-weight tiny model."""
+        recipe = cls()
+        return replace(recipe, max_steps=200, learning_rate=5e-3) if is_tiny(model_name) else recipe

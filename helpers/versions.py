@@ -1,0 +1,106 @@
+"""Which versions are installed, what each package is for, and where they drift from the pins.
+
+Pins come from requirements-colab.txt (the file the Colab cell installs), so there is one list.
+
+Example:
+    >>> "trl" in read_pins()
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from helpers.paths import REPO_ROOT
+
+REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
+GPU_ONLY = {"bitsandbytes"}  # not installed on CPU machines, where Unsloth loads 16-bit weights
+
+PURPOSE = {
+    "torch": "tensors, autograd and CUDA kernels: everything runs on it",
+    "unsloth": "fast loading (4-bit), LoRA patching and 2x faster training/inference",
+    "unsloth_zoo": "Unsloth's shared kernels, patches and utilities",
+    "transformers": "model classes (Llama), tokenizers and generate()",
+    "trl": "SFTTrainer / SFTConfig: supervised fine-tuning loop",
+    "peft": "LoRA adapters: add, save and reload them",
+    "accelerate": "device placement and mixed precision under the Trainer",
+    "bitsandbytes": "4-bit NF4 weights and 8-bit optimizers (GPU only)",
+    "xformers": "memory-efficient attention (optional; Unsloth falls back to PyTorch SDPA)",
+    "triton": "GPU kernel compiler behind Unsloth's fused kernels",
+    "cut_cross_entropy": "loss without materialising the full logits matrix",
+    "torchao": "quantisation helpers used by unsloth_zoo",
+    "datasets": "loading and mapping the Alpaca data",
+    "sentencepiece": "tokenizers of Llama-2 style models",
+    "protobuf": "reads sentencepiece model files",
+    "huggingface_hub": "downloads and uploads models",
+    "hf_transfer": "faster hub downloads",
+    "tokenizers": "fast (Rust) tokenizers",
+}
+
+
+@dataclass
+class PackageRow:
+    """One package: its pin, what is installed, and whether they differ."""
+
+    name: str
+    pinned: str | None
+    installed: str | None
+    purpose: str
+
+    @property
+    def drifted(self) -> bool:
+        """True when a pinned package is missing or at another version."""
+        return self.pinned is not None and self.installed != self.pinned
+
+
+def read_pins(path: Path = REQUIREMENTS) -> dict[str, str | None]:
+    """``{name: version or None}`` from a requirements file (``name==version`` lines; comments skipped)."""
+    pins: dict[str, str | None] = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(?:==\s*([A-Za-z0-9_.+\-]+))?", line)
+        if not m:
+            raise ValueError(f"{path}, line {lineno}: expected 'name==version', got {raw!r}")
+        pins[m.group(1)] = m.group(2)
+    return pins
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of a distribution, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
+    """Every pinned package plus torch and xformers, with installed version and purpose."""
+    pins = read_pins(path)
+    names = list(dict.fromkeys(["torch", *pins, "xformers"]))
+    purposes = {_normal(k): v for k, v in PURPOSE.items()}
+    return [PackageRow(n, pins.get(n), installed_version(n), purposes.get(_normal(n), "")) for n in names]
+
+
+def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow]:
+    """Pinned packages whose installed version differs from the pin or is missing (GPU-only ones on a GPU only)."""
+    if gpu is None:
+        from helpers.runtime import has_cuda
+
+        gpu = has_cuda()
+    return [row for row in package_table(path) if row.drifted and (gpu or row.name not in GPU_ONLY)]
+
+
+def fix_command(rows: list[PackageRow]) -> str:
+    """The pip command that puts the drifted packages back on their pins ('' when nothing drifted)."""
+    if not rows:
+        return ""
+    return "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows)
