@@ -27,6 +27,8 @@ class Recipe:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
+    use_dora: bool = False
+    use_gradient_checkpointing: str | bool = "unsloth"
     per_device_train_batch_size: int = 2
     gradient_accumulation_steps: int = 4
     warmup_steps: int = 5
@@ -36,6 +38,8 @@ class Recipe:
     weight_decay: float = 0.01
     lr_scheduler_type: str = "linear"
     seed: int = 3407
+    save_steps: int = 20  # checkpoint every N steps, so an interrupted run can resume
+    report_to: str = "none"
 
     @classmethod
     def for_model(cls, model_name: str) -> "Recipe":

@@ -36,8 +36,9 @@ def add_lora(model, recipe: Recipe):
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
         bias="none",
-        use_gradient_checkpointing="unsloth",
+        use_gradient_checkpointing=recipe.use_gradient_checkpointing,
         random_state=recipe.seed,
+        use_dora=recipe.use_dora,
     )
 
 
@@ -63,7 +64,8 @@ def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path):
             lr_scheduler_type=recipe.lr_scheduler_type,
             seed=recipe.seed,
             output_dir=str(output_dir),
-            report_to="none",
+            save_steps=recipe.save_steps,
+            report_to=recipe.report_to,
         ),
     )
 
