@@ -1,0 +1,29 @@
+# Two entry points (see README):  make course  runs every notebook headless;  make test  runs the tests.
+# Each sets up its own virtual environment on first use (.venv, pinned CPU stack; no GPU needed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup course test
+
+$(STAMP): requirements/cpu.txt requirements/unsloth.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/cpu.txt
+	$(PY) -m pip install -q --no-deps -r requirements/unsloth.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -c "import torch, unsloth; assert not torch.version.cuda or torch.cuda.is_available(), 'a CUDA torch on a CPU machine'"
+	touch $@
+
+setup: $(STAMP)
+
+course: setup
+	$(PY) -m helpers.run_course --out outputs/course
+
+test: setup
+	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env; \
+	  status=$$?; rm -rf $$out; exit $$status
