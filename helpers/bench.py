@@ -1,0 +1,345 @@
+"""Benchmark QLoRA fine-tuning: the course's Unsloth path against plain transformers + bitsandbytes + PEFT + TRL.
+
+Workload: supervised fine-tuning on the Llama-3-8B architecture (hidden 4096, 32 layers, 32 heads,
+8 KV heads, intermediate 14336, vocab 128256) with random weights built locally from the config
+(speed and memory do not depend on weight values), on real text from the course data packed into
+full sequences, LoRA r=16 on all seven projections. Both paths use TRL's SFTTrainer with the same
+batches and optimizer; each runs in its own process (Unsloth patches transformers on import).
+
+Reported per path: training tokens/s over the timed steps, peak reserved GPU memory, MFU, and
+generation tokens/s (batch 1, 256 new tokens). MFU uses model FLOPs per trained token
+``6 * N + 12 * L * H * S`` (N: non-embedding parameters, L layers, H hidden size, S sequence
+length; the attention term as in the PaLM paper), divided by the GPU's dense bf16 peak. It counts
+neither gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure.
+
+Examples:
+    python -m helpers.bench --size tiny                      # CPU, seconds: proves the script works
+    python -m helpers.bench --size 8b --timed-steps 20       # a GPU with >= 24 GB to hold both runs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from helpers.paths import TRAIN_FILE, output_dir
+
+ARCH = {
+    "8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+               intermediate_size=14336, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+               rms_norm_eps=1e-5, tie_word_embeddings=False),
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=172, vocab_size=1024, max_position_embeddings=512, rope_theta=10000.0,
+                 rms_norm_eps=1e-5, tie_word_embeddings=False),
+}
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+Path_ = Literal["unsloth", "hf"]
+
+
+@dataclass
+class BenchConfig:
+    """What to run. The defaults are the issue's workload (on a GPU use --size 8b)."""
+
+    size: Literal["8b", "tiny"] = "tiny"
+    seq_len: int = 2048
+    batch: int = 2
+    grad_accum: int = 4
+    warmup_steps: int = 3
+    timed_steps: int = 20
+    r: int = 16
+    new_tokens: int = 256
+    paths: tuple[Path_, ...] = ("unsloth", "hf")
+    out: Path = field(default_factory=lambda: output_dir() / "bench")
+    model_dir: Path | None = None
+    hf_attention: str = "sdpa"
+    """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
+
+    def resolved_model_dir(self) -> Path:
+        """Where the random-weight model lives (built once, reused)."""
+        return Path(self.model_dir or self.out / f"model-{self.size}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens trained per optimizer step."""
+        return self.batch * self.grad_accum * self.seq_len
+
+
+def flops_per_token(arch: dict, seq_len: int) -> float:
+    """Model FLOPs per trained token: 6N + 12 L H S, N counting non-embedding weights."""
+    h, L, i = arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"]
+    kv = h * arch["num_key_value_heads"] // arch["num_attention_heads"]
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * i  # q, o; k, v; gate, up, down
+    return 6 * L * per_layer + 12 * L * h * seq_len
+
+
+def peak_tflops(gpu_name: str | None) -> float | None:
+    """Dense bf16 peak of a known GPU, in TFLOP/s (fp16 for the T4), or None."""
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if gpu_name and key in gpu_name:
+            return value
+    return None
+
+
+# ------------------------------------------------------------------------------------------ model
+
+def build_random_model(cfg: BenchConfig) -> Path:
+    """Save a random-weight Llama of ``cfg.size`` (bf16) with the course tokenizer; reuse if present."""
+    out = cfg.resolved_model_dir()
+    if (out / "config.json").exists():
+        return out
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.tiny import SPECIAL, build_tokenizer, _corpus
+
+    tokenizer = build_tokenizer(_corpus([TRAIN_FILE]))
+    config = LlamaConfig(**ARCH[cfg.size], bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         torch_dtype="bfloat16")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, out)
+    del model, SPECIAL
+    return out
+
+
+def packed_dataset(tokenizer, cfg: BenchConfig):
+    """Real text (the course's training set in Alpaca format) packed into full ``seq_len`` blocks."""
+    from datasets import Dataset
+
+    from helpers.data import format_alpaca, read_records
+
+    ids: list[int] = []
+    for record in read_records(TRAIN_FILE):
+        ids += tokenizer(format_alpaca(record, tokenizer.eos_token)["text"], add_special_tokens=False)["input_ids"]
+    needed = cfg.tokens_per_step * (cfg.warmup_steps + cfg.timed_steps)
+    stream = (ids * (needed // len(ids) + 1))[:needed]
+    blocks = [stream[i:i + cfg.seq_len] for i in range(0, needed, cfg.seq_len)]
+    return Dataset.from_dict({"input_ids": blocks})
+
+
+# ------------------------------------------------------------------------------------------ worker
+
+class StepTimer:
+    """A TrainerCallback that records the wall time at the end of each optimizer step."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class _Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                timer.sync()
+                timer.times.append(time.perf_counter())
+
+        self.times: list[float] = []
+        self.callback = _Callback()
+
+    @staticmethod
+    def sync() -> None:
+        """Wait for queued GPU work so timestamps are real."""
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
+def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
+    import torch
+    from trl import SFTConfig
+
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    return SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,
+        max_steps=cfg.warmup_steps + cfg.timed_steps, warmup_steps=0, learning_rate=2e-4,
+        optim="adamw_8bit" if gpu else "adamw_torch",  # bitsandbytes optimizers need a GPU
+        lr_scheduler_type="linear", logging_steps=1, save_strategy="no", report_to="none", seed=3407,
+        max_length=cfg.seq_len, bf16=bf16, fp16=gpu and not bf16, dataset_num_proc=1, **extra,
+    )
+
+
+def _load_unsloth(cfg: BenchConfig, model_dir: Path):
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(model_dir), max_seq_length=cfg.seq_len, dtype=None, load_in_4bit=True)
+    model = FastLanguageModel.get_peft_model(
+        model, r=cfg.r, target_modules=TARGETS, lora_alpha=cfg.r, lora_dropout=0, bias="none",
+        use_gradient_checkpointing="unsloth", random_state=3407)
+    return model, tokenizer, {}
+
+
+def _load_hf(cfg: BenchConfig, model_dir: Path):
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    kwargs = dict(attn_implementation=cfg.hf_attention)
+    if torch.cuda.is_available():
+        kwargs.update(device_map={"": 0}, dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16))
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    if torch.cuda.is_available():
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.r, lora_dropout=0.0, bias="none",
+                                             target_modules=TARGETS, task_type="CAUSAL_LM"))
+    return model, tokenizer, dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
+    """Tokens/s of greedy generation, batch 1, ``cfg.new_tokens`` new tokens (EOS ignored)."""
+    import torch
+
+    if path == "unsloth":
+        from unsloth import FastLanguageModel
+
+        FastLanguageModel.for_inference(model)
+    else:
+        model.eval()
+    from helpers.data import prompt_for
+
+    inputs = tokenizer([prompt_for("Convert the mass to grams.", "52 kg")], return_tensors="pt").to(model.device)
+    common = dict(do_sample=False, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)
+    with torch.inference_mode():
+        model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, **common)  # warm-up
+        StepTimer.sync()
+        start = time.perf_counter()
+        out = model.generate(**inputs, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens, **common)
+        StepTimer.sync()
+    new = out.shape[1] - inputs["input_ids"].shape[1]
+    return new / (time.perf_counter() - start)
+
+
+def _cpu_sft_trainer():
+    """SFTTrainer with the model's own loss: TRL 1.15's fused LM head is a Triton kernel that needs a GPU.
+
+    Only the plain path on a CPU uses it (Unsloth's CPU backend patches the loss itself).
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class CPUSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return CPUSFTTrainer
+
+
+def run_path(cfg: BenchConfig, path: Path_) -> dict:
+    """Train and generate on one path in this process; return its measurements."""
+    if path == "unsloth":
+        import unsloth  # noqa: F401  (first, so it patches transformers)
+    import torch
+    from trl import SFTTrainer
+
+    gpu = torch.cuda.is_available()
+    model_dir = cfg.resolved_model_dir()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    load_start = time.perf_counter()
+    model, tokenizer, extra = (_load_unsloth if path == "unsloth" else _load_hf)(cfg, model_dir)
+    load_seconds = time.perf_counter() - load_start
+    timer = StepTimer()
+    trainer_cls = SFTTrainer if gpu or path == "unsloth" else _cpu_sft_trainer()
+    trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=packed_dataset(tokenizer, cfg),
+                         args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
+    trainer.train()
+    timed = timer.times[cfg.warmup_steps - 1:] if cfg.warmup_steps else [timer.times[0], *timer.times]
+    seconds = timed[-1] - timed[0]
+    tokens_per_s = cfg.timed_steps * cfg.tokens_per_step / seconds
+    peak = torch.cuda.max_memory_reserved() / 1024**3 if gpu else None
+    gpu_name = torch.cuda.get_device_name(0) if gpu else None
+    tflops = peak_tflops(gpu_name)
+    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], cfg.seq_len) / (tflops * 1e12) if tflops else None
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    gen = _generation_speed(model, tokenizer, cfg, path)
+    return dict(path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,
+                seconds_per_step=round(seconds / cfg.timed_steps, 3), train_tokens_per_s=round(tokens_per_s, 1),
+                peak_reserved_gib=None if peak is None else round(peak, 2), mfu=None if mfu is None else round(mfu, 4),
+                first_loss=losses[0], last_loss=losses[-1], generate_tokens_per_s=round(gen, 1))
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+def report(cfg: BenchConfig, results: list[dict]) -> str:
+    """A Markdown table of the results, with the ratios Unsloth / plain where both ran."""
+    lines = [f"Workload: size={cfg.size}, seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
+             f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
+             f"generation: batch 1, {cfg.new_tokens} new tokens. GPU: {results[0].get('gpu') or 'none (CPU)'}",
+             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s | load s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    names = {"unsloth": "(a) Unsloth (course path)", "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | |")
+            continue
+        mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
+        peak = "-" if r["peak_reserved_gib"] is None else r["peak_reserved_gib"]
+        lines.append(f"| {names[r['path']]} | {r['train_tokens_per_s']} | {r['seconds_per_step']} | {peak} | {mfu} | "
+                     f"{r['generate_tokens_per_s']} | {r['load_seconds']} |")
+    ok = {r["path"]: r for r in results if "error" not in r}
+    if "unsloth" in ok and "hf" in ok:
+        a, b = ok["unsloth"], ok["hf"]
+        lines += ["", f"Ratios a/b: training speed {a['train_tokens_per_s'] / b['train_tokens_per_s']:.2f}x, "
+                      f"generation speed {a['generate_tokens_per_s'] / b['generate_tokens_per_s']:.2f}x"
+                  + (f", peak reserved memory {a['peak_reserved_gib'] / b['peak_reserved_gib']:.2f}x"
+                     if a["peak_reserved_gib"] and b["peak_reserved_gib"] else "")]
+    return "\n".join(lines) + "\n"
+
+
+def main(cfg: BenchConfig) -> int:
+    """Build the model once, run each path in a fresh process, and write bench.json and bench.md."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    build_random_model(cfg)
+    print(f"model ready in {time.perf_counter() - start:.1f} s: {cfg.resolved_model_dir()}", flush=True)
+    results = []
+    for path in cfg.paths:
+        result_file = cfg.out / f"result-{path}.json"
+        result_file.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "helpers.bench", "--worker", path, "--cfg-json", json.dumps(asdict(cfg), default=str)]
+        proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent)
+        if proc.returncode == 0 and result_file.exists():
+            results.append(json.loads(result_file.read_text()))
+        else:
+            results.append({"path": path, "error": f"exit code {proc.returncode}"})
+        print(json.dumps(results[-1]), flush=True)
+    table = report(cfg, results)
+    (cfg.out / "bench.json").write_text(json.dumps({"config": asdict(cfg), "results": results}, indent=2, default=str) + "\n")
+    (cfg.out / "bench.md").write_text(table)
+    print(table)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def _worker(path: str, cfg_json: str) -> int:
+    raw = json.loads(cfg_json)
+    raw["out"], raw["paths"] = Path(raw["out"]), tuple(raw["paths"])
+    raw["model_dir"] = Path(raw["model_dir"]) if raw["model_dir"] else None
+    cfg = BenchConfig(**raw)
+    result = run_path(cfg, path)  # type: ignore[arg-type]
+    (cfg.out / f"result-{path}.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        raise SystemExit(_worker(sys.argv[sys.argv.index("--worker") + 1], sys.argv[sys.argv.index("--cfg-json") + 1]))
+    import tyro
+
+    raise SystemExit(main(tyro.cli(BenchConfig)))
