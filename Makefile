@@ -5,15 +5,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export HF_HUB_OFFLINE := 1
+export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup course test
+.PHONY: setup course test bench docs docs-serve docs-screenshots
 
-$(STAMP): requirements/cpu.txt requirements/unsloth.txt pyproject.toml
+$(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/cpu.txt
+	$(PY) -m pip install -q -r requirements/docs.txt
 	$(PY) -m pip install -q --no-deps -r requirements/unsloth.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -c "import torch, unsloth; assert not torch.version.cuda or torch.cuda.is_available(), 'a CUDA torch on a CPU machine'"
@@ -27,3 +29,16 @@ course: setup
 test: setup
 	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env; \
 	  status=$$?; rm -rf $$out; exit $$status
+
+bench: setup
+	$(PY) -m helpers.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32
+
+docs: setup
+	$(PY) -m mkdocs build --strict
+
+docs-serve: setup
+	$(PY) -m mkdocs serve -a 127.0.0.1:8000
+
+docs-screenshots: setup
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
+	$(PY) scripts/screenshot_docs.py --out outputs/docs-screenshots

@@ -58,6 +58,8 @@ class BenchConfig:
     paths: tuple[Path_, ...] = ("unsloth", "hf")
     out: Path = field(default_factory=lambda: output_dir() / "bench")
     model_dir: Path | None = None
+    gradient_checkpointing: Literal["unsloth", "true", "false"] = "unsloth"
+    """Unsloth path: "unsloth" (offloaded, the course default), "true" (standard), "false" (none)"""
     hf_attention: str = "sdpa"
     """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
 
@@ -183,7 +185,8 @@ def _load_unsloth(cfg: BenchConfig, model_dir: Path):
         model_name=str(model_dir), max_seq_length=cfg.seq_len, dtype=None, load_in_4bit=True)
     model = FastLanguageModel.get_peft_model(
         model, r=cfg.r, target_modules=TARGETS, lora_alpha=cfg.r, lora_dropout=0, bias="none",
-        use_gradient_checkpointing="unsloth", random_state=3407)
+        use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing],
+        random_state=3407)
     return model, tokenizer, {}
 
 
@@ -289,7 +292,7 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
              f"generation: batch 1, {cfg.new_tokens} new tokens. GPU: {results[0].get('gpu') or 'none (CPU)'}",
              "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s | load s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    names = {"unsloth": "(a) Unsloth (course path)", "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
+    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing})", "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
     for r in results:
         if "error" in r:
             lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | |")
