@@ -1,0 +1,47 @@
+"""The benchmark script runs end to end at a tiny size on a CPU (GPU figures live in docs/benchmarks.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_flops_formula_for_llama3_8b():
+    arch = bench.ARCH["8b"]
+    per_token = bench.flops_per_token(arch, 2048)
+    non_embedding = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    assert non_embedding == 6_979_321_856
+    assert per_token == 6 * non_embedding + 12 * 32 * 4096 * 2048
+
+
+def test_peak_lookup():
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3") == 989.4
+    assert bench.peak_tflops("Tesla T4") == 65.0
+    assert bench.peak_tflops(None) is None
+
+
+def test_report_states_ratios_and_failures():
+    cfg = bench.BenchConfig(size="tiny")
+    row = dict(seconds_per_step=1.0, mfu=None, generate_tokens_per_s=10.0, load_seconds=1.0, gpu=None)
+    text = bench.report(cfg, [dict(path="unsloth", train_tokens_per_s=300.0, peak_reserved_gib=3.0, **row),
+                              dict(path="hf", train_tokens_per_s=100.0, peak_reserved_gib=6.0, **row)])
+    assert "training speed 3.00x" in text and "peak reserved memory 0.50x" in text
+    failed = bench.report(cfg, [dict(path="hf", error="exit code 1")])
+    assert "failed: exit code 1" in failed
+
+
+def test_tiny_benchmark_runs_both_paths(tmp_path):
+    cmd = [sys.executable, "-m", "helpers.bench", "--size", "tiny", "--seq-len", "64", "--timed-steps", "2",
+           "--warmup-steps", "1", "--new-tokens", "4", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert [r["path"] for r in results] == ["unsloth", "hf"]
+    for r in results:
+        assert r["train_tokens_per_s"] > 0 and r["generate_tokens_per_s"] > 0
+        assert r["timed_steps"] == 2
+    assert "Ratios a/b" in (tmp_path / "bench.md").read_text()
