@@ -1,14 +1,21 @@
 """Train the course's LoRA adapter with the course recipe: the code path behind the commands, and the
 catch-up step of notebooks 05 and 06 when they run alone (Colab gives each notebook a fresh runtime).
 
-Notebook 04 teaches the same steps cell by cell; this module runs them in one call.
+Notebook 04 teaches the same steps cell by cell; this module runs them in one call. Training
+checkpoints every ``recipe.save_steps`` steps into ``checkpoints/`` beside the adapter, and a new
+call resumes from the last complete checkpoint (``resume=False`` starts over). The adapter is
+saved atomically (``helpers.save``), and bad inputs fail early with a clear message (``helpers.errors``).
 
-Example:
-    >>> path = ensure_adapter()   # doctest: +SKIP  (trains only if outputs/lora_adapter is missing)
+Example (``ensure_adapter`` trains only if outputs/lora_adapter is missing):
+    >>> path = ensure_adapter(choose_model())   # doctest: +SKIP
+    >>> train_adapter(choose_model())           # doctest: +SKIP
+    Resuming from checkpoint-40 (step 40 of 60) in outputs/checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 from helpers.data import format_alpaca, load_alpaca
@@ -16,13 +23,15 @@ from helpers.paths import TRAIN_FILE, adapter_dir
 from helpers.recipe import Recipe
 
 
-def load_model(model_name: str, recipe: Recipe):
-    """``FastLanguageModel.from_pretrained`` in 4-bit (16-bit on CPU, where Unsloth falls back)."""
+def load_model(model_name: str, recipe: Recipe, **kwargs):
+    """``FastLanguageModel.from_pretrained`` in 4-bit (16-bit on CPU); ``kwargs`` override; a bad name raises ModelLoadError."""
     from unsloth import FastLanguageModel
 
-    return FastLanguageModel.from_pretrained(
-        model_name=model_name, max_seq_length=recipe.max_seq_length, dtype=None, load_in_4bit=True
-    )
+    from helpers.errors import explain_load_errors
+
+    args = dict(model_name=model_name, max_seq_length=recipe.max_seq_length, dtype=None, load_in_4bit=True)
+    with explain_load_errors(model_name):
+        return FastLanguageModel.from_pretrained(**{**args, **kwargs})
 
 
 def add_lora(model, recipe: Recipe):
@@ -42,54 +51,87 @@ def add_lora(model, recipe: Recipe):
     )
 
 
-def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path):
-    """A TRL SFTTrainer with the course's SFTConfig."""
+def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path, callbacks: list | None = None,
+                 **config_kwargs):
+    """A TRL SFTTrainer with the course's SFTConfig (checkpoints every ``recipe.save_steps``); ``config_kwargs`` add to it."""
     from trl import SFTConfig, SFTTrainer
 
+    settings = dict(
+        dataset_text_field="text",
+        max_length=recipe.max_seq_length,
+        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        warmup_steps=recipe.warmup_steps,
+        max_steps=recipe.max_steps,
+        learning_rate=recipe.learning_rate,
+        logging_steps=1,
+        optim=recipe.optim,
+        weight_decay=recipe.weight_decay,
+        lr_scheduler_type=recipe.lr_scheduler_type,
+        seed=recipe.seed,
+        output_dir=str(output_dir),
+        save_steps=recipe.save_steps,
+        save_total_limit=2,  # the last two checkpoints: enough to resume, small enough for Drive
+        report_to=recipe.report_to,
+    )
     return SFTTrainer(
         model=model,
         processing_class=tokenizer,
         train_dataset=dataset,
-        args=SFTConfig(
-            dataset_text_field="text",
-            max_length=recipe.max_seq_length,
-            per_device_train_batch_size=recipe.per_device_train_batch_size,
-            gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-            warmup_steps=recipe.warmup_steps,
-            max_steps=recipe.max_steps,
-            learning_rate=recipe.learning_rate,
-            logging_steps=1,
-            optim=recipe.optim,
-            weight_decay=recipe.weight_decay,
-            lr_scheduler_type=recipe.lr_scheduler_type,
-            seed=recipe.seed,
-            output_dir=str(output_dir),
-            save_steps=recipe.save_steps,
-            report_to=recipe.report_to,
-        ),
+        callbacks=callbacks,
+        args=SFTConfig(**{**settings, **config_kwargs}),
     )
 
 
 def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | None = None,
-                  recipe: Recipe | None = None) -> Path:
-    """Load, attach LoRA, train on ``data_path`` and save the adapter (and tokenizer) to ``out``."""
+                  recipe: Recipe | None = None, resume: bool = True, callbacks: list | None = None,
+                  load_kwargs: dict | None = None, trainer_kwargs: dict | None = None) -> Path:
+    """Load, attach LoRA, train on ``data_path`` (resuming from the last checkpoint) and save the adapter to ``out``.
+
+    Checkpoints go to ``out.parent / "checkpoints"``, the loss history to ``out.parent / "trainer_state.json"``.
+    ``load_kwargs`` go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes
+    (torchrun/accelerate) only the main one moves checkpoints, prints and saves.
+    """
+    from helpers.checkpoints import last_checkpoint, resume_checkpoint
+    from helpers.errors import check_lengths, oom_advice
+    from helpers.save import save_adapter, write_text_atomic
+
     recipe = recipe or Recipe.for_model(model_name)
     out = Path(out or adapter_dir())
-    model, tokenizer = load_model(model_name, recipe)
+    main = _is_main_process()
+    records = load_alpaca(data_path)  # a bad or empty file fails here, before the model loads
+    model, tokenizer = load_model(model_name, recipe, **(load_kwargs or {}))
     model = add_lora(model, recipe)
-    dataset = load_alpaca(data_path).map(lambda e: format_alpaca(e, tokenizer.eos_token))
-    trainer = make_trainer(model, tokenizer, dataset, recipe, out.parent / "checkpoints")
-    trainer.train()
-    trainer.state.save_to_json(str(out.parent / "trainer_state.json"))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    dataset = records.map(lambda e: format_alpaca(e, tokenizer.eos_token))
+    check_lengths(dataset, tokenizer, recipe.max_seq_length, quiet=not main)
+    checkpoints = out.parent / "checkpoints"
+    checkpoint = resume_checkpoint(checkpoints, model_name, recipe.max_steps, resume=resume, quiet=not main)
+    trainer = make_trainer(model, tokenizer, dataset, recipe, checkpoints, callbacks=callbacks, **(trainer_kwargs or {}))
+    try:
+        with oom_advice(trainer, recipe):
+            trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:  # the stop button; a Colab disconnect just ends the process
+        last = last_checkpoint(checkpoints)
+        print(f"Interrupted at step {trainer.state.global_step}. "
+              + (f"Run again to resume from {last.name}." if last else "No checkpoint yet: a new run starts over."))
+        raise
+    if trainer.args.should_save:  # the main process
+        state = json.dumps(dataclasses.asdict(trainer.state), indent=2, sort_keys=True) + "\n"
+        write_text_atomic(out.parent / "trainer_state.json", state)  # the loss history, read by the course runner
+        save_adapter(model, tokenizer, out)
+    trainer.accelerator.wait_for_everyone()
     return out
+
+
+def _is_main_process() -> bool:
+    """True unless this is a non-zero rank of a torchrun/accelerate launch."""
+    import os
+
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
 def ensure_adapter(model_name: str, out: Path | None = None) -> Path:
     """Return the saved adapter, training it first (with the course recipe) if it is not there yet."""
-    import json
-
     out = Path(out or adapter_dir())
     config = out / "adapter_config.json"
     if config.exists():

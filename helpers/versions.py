@@ -5,6 +5,12 @@ Pins come from requirements-colab.txt (the file the Colab cell installs), so the
 Example:
     >>> "trl" in read_pins()
     True
+    >>> drifted = check_versions(quiet=True)   # doctest: +SKIP
+    >>> print(version_report(drifted))         # doctest: +SKIP
+    1 package(s) differ from the versions this course was tested with:
+      - trl: installed 1.14.0, pinned 1.15.0
+    ...
+      pip install --no-deps trl==1.15.0
 """
 
 from __future__ import annotations
@@ -104,3 +110,27 @@ def fix_command(rows: list[PackageRow]) -> str:
     if not rows:
         return ""
     return "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows)
+
+
+def version_report(rows: list[PackageRow]) -> str:
+    """A message naming each drifted package (installed vs pinned) and the pip command that fixes them all."""
+    if not rows:
+        return "All pinned packages match."
+    lines = [f"{len(rows)} package(s) differ from the versions this course was tested with:"]
+    for r in rows:
+        lines.append(f"  - {r.name}: installed {r.installed or 'nothing (not installed)'}, pinned {r.pinned}")
+    lines += ["To restore the tested versions, run this, then restart the runtime (Colab: Runtime > Restart session):",
+              f"  {fix_command(rows)}"]
+    return "\n".join(lines)
+
+
+def check_versions(path: Path = REQUIREMENTS, gpu: bool | None = None, quiet: bool = False) -> list[PackageRow]:
+    """Compare installed packages with the pins: print ``version_report`` and warn once per drifted package."""
+    import warnings
+
+    rows = drift(path, gpu)
+    for r in rows:
+        warnings.warn(f"{r.name}: installed {r.installed or 'nothing'}, pinned {r.pinned}", stacklevel=2)
+    if not quiet:
+        print(version_report(rows))
+    return rows

@@ -1,0 +1,181 @@
+"""Clear messages for the mistakes learners hit: a model that will not load, no data, examples too long, OOM.
+
+Each one says what went wrong and what to change, instead of a deep traceback.
+
+Example:
+    >>> with explain_load_errors("unsloth/llama-3-8b-bnb-4bitt"):        # doctest: +SKIP
+    ...     FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bitt")
+    ModelLoadError: Could not load the model 'unsloth/llama-3-8b-bnb-4bitt' ...
+    >>> with oom_advice(trainer):                                          # doctest: +SKIP
+    ...     trainer.train()       # on CUDA OOM: prints what to lower, then re-raises
+    >>> check_lengths(dataset, tokenizer, max_seq_length=2048)             # doctest: +SKIP
+    All 1200 examples fit in max_seq_length=2048 tokens (longest: 93).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helpers.data import DataError
+
+
+class ModelLoadError(RuntimeError):
+    """A model name or folder that could not be loaded, with what was tried and what to do."""
+
+
+class EmptyDatasetError(DataError):
+    """A dataset with no examples to train on."""
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub names are 'name' or 'owner/name'; anything else is meant as a folder."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or Path(name).exists()
+
+
+def explain_model_name(model_name: str, error: BaseException | None = None) -> str:
+    """The message for a model that could not be loaded: what was tried, why it may fail, what to set."""
+    path = Path(model_name).expanduser()
+    lines = [f"Could not load the model {model_name!r}."]
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir())
+        has_config = (path / "config.json").exists() or (path / "adapter_config.json").exists()
+        lines.append(f"Tried: the local folder {path.resolve()}, which holds {files[:8] or 'no files'}"
+                     + (": some of its files may be missing or cut off (an interrupted save or download)."
+                        if has_config else
+                        " but no config.json: it is not a saved model (or the save/download was cut off)."))
+    elif _looks_like_path(model_name):
+        lines.append(f"Tried: a local folder, but {path.resolve()} does not exist (check the spelling and the "
+                     f"current folder, {Path.cwd()}).")
+    else:
+        lines.append(f"Tried: the Hugging Face Hub repository {model_name!r} (and the local cache).")
+        if _offline():
+            lines.append("HF_HUB_OFFLINE=1 is set, so nothing is downloaded: only models already in the Hugging Face "
+                         "cache or in a local folder can load. Unset HF_HUB_OFFLINE (with internet) to download it.")
+        else:
+            lines.append("Check the spelling at https://huggingface.co/unsloth; a gated model also needs HF_TOKEN "
+                         "(see helpers.secrets).")
+    lines.append("COURSE_MODEL chooses the model: set it to 'tiny' for the embedded model (works offline, no GPU), "
+                 "'auto' for the default, or a hub name / local folder that exists.")
+    if os.environ.get("COURSE_MODEL"):
+        lines.append(f"(COURSE_MODEL is set to {os.environ['COURSE_MODEL']!r} in the environment.)")
+    if error is not None:
+        detail = str(error).strip().splitlines()
+        lines.append(f"Underlying error: {type(error).__name__}: {detail[0] if detail else ''}")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def explain_load_errors(model_name: str) -> Iterator[None]:
+    """Turn a failed model load (OSError, ValueError) inside the block into a ModelLoadError that explains it."""
+    try:
+        yield
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(explain_model_name(model_name, err)) from None
+
+
+def require_examples(dataset: Any, name: str = "the training dataset") -> None:
+    """Raise EmptyDatasetError when ``dataset`` has no rows (say, after filtering)."""
+    if dataset is None or len(dataset) == 0:
+        raise EmptyDatasetError(f"{name} has no examples, so there is nothing to train on. Check the data file "
+                                f"(helpers.data.load_alpaca reports bad records) and any filter applied to it.")
+
+
+@dataclass
+class LengthReport:
+    """How many examples are longer than ``max_seq_length`` tokens."""
+
+    total: int
+    too_long: int
+    longest: int
+    max_seq_length: int
+
+    def __str__(self) -> str:
+        if not self.too_long:
+            return (f"All {self.total} examples fit in max_seq_length={self.max_seq_length} tokens "
+                    f"(longest: {self.longest}).")
+        return (f"{self.too_long} of {self.total} examples are longer than max_seq_length={self.max_seq_length} "
+                f"tokens (longest: {self.longest}). They will be truncated to {self.max_seq_length} tokens, so "
+                f"their ends (the answer and the EOS token) are cut off in training. Raise max_seq_length or "
+                f"shorten those examples.")
+
+
+def check_lengths(dataset: Any, tokenizer: Any, max_seq_length: int, text_field: str = "text",
+                  quiet: bool = False) -> LengthReport:
+    """Count examples whose ``text_field`` is longer than ``max_seq_length`` tokens; print the report."""
+    require_examples(dataset)
+    texts = list(dataset[text_field])
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    report = LengthReport(len(lengths), sum(n > max_seq_length for n in lengths), max(lengths), max_seq_length)
+    if not quiet:
+        print(report)
+    return report
+
+
+def _setting(trainer: Any, recipe: Any, attr: str, recipe_attr: str | None = None) -> Any:
+    args = getattr(trainer, "args", None)
+    if args is not None and getattr(args, attr, None) is not None:
+        return getattr(args, attr)
+    return getattr(recipe, recipe_attr or attr, None) if recipe is not None else None
+
+
+def _lora_rank(trainer: Any, recipe: Any) -> int | None:
+    config = getattr(getattr(trainer, "model", None), "peft_config", None)
+    if isinstance(config, dict) and config:
+        return getattr(next(iter(config.values())), "r", None)
+    return getattr(recipe, "r", None)
+
+
+def oom_message(trainer: Any = None, recipe: Any = None) -> str:
+    """What to lower after an out-of-memory error, with the current values where known."""
+    batch = _setting(trainer, recipe, "per_device_train_batch_size")
+    accum = _setting(trainer, recipe, "gradient_accumulation_steps")
+    length = _setting(trainer, recipe, "max_length", "max_seq_length")
+    rank = _lora_rank(trainer, recipe)
+    mode = getattr(recipe, "use_gradient_checkpointing", None)
+    lines = ["Out of memory during training. Lower one of these (biggest saving first), restart the runtime to "
+             "free the memory, and run again; training resumes from the last checkpoint:"]
+    if batch and batch > 1:
+        keep = f" and raise gradient_accumulation_steps {accum} -> {accum * 2} to keep the effective batch" if accum else ""
+        lines.append(f"  - batch size: per_device_train_batch_size {batch} -> {max(batch // 2, 1)}{keep}")
+    else:
+        lines.append(f"  - batch size: per_device_train_batch_size is {batch or '?'}; raise "
+                     f"gradient_accumulation_steps instead of the batch size")
+    lines.append(f"  - max_seq_length (SFTConfig max_length): {length or '?'} -> {length // 2 if length else 'half'}"
+                 f" (longer examples get truncated; see check_lengths)")
+    lines.append(f"  - r (LoRA rank): {rank or '?'} -> {max(rank // 2, 1) if rank else 'half'}"
+                 f" (fewer adapter weights, gradients and optimizer state)")
+    if mode == "unsloth":
+        lines.append('  - gradient checkpointing mode: already "unsloth", the mode that saves the most memory')
+    else:
+        lines.append(f'  - gradient checkpointing mode: {mode!r} -> use_gradient_checkpointing="unsloth" '
+                     f"in get_peft_model (stores fewer activations)")
+    return "\n".join(lines)
+
+
+def is_oom(error: BaseException) -> bool:
+    """True for torch's OutOfMemoryError and for allocator errors that say 'out of memory'."""
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(error, oom_type) or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+@contextlib.contextmanager
+def oom_advice(trainer: Any = None, recipe: Any = None) -> Iterator[None]:
+    """Around ``trainer.train()``: on an out-of-memory error print what to lower, then re-raise it."""
+    try:
+        yield
+    except Exception as err:
+        if is_oom(err):
+            print("\n" + oom_message(trainer, recipe), file=sys.stderr, flush=True)  # below any progress bar
+        raise
