@@ -1,21 +1,27 @@
 """Load Alpaca-style data strictly and format it with the Alpaca prompt.
 
 Every record is checked: ``instruction`` and ``output`` are required non-empty strings, ``input`` is
-an optional string, and no other key is allowed (unless named in ``extra_keys``). A bad record raises
-:class:`DataError` naming the file, the line and the field, so nothing is dropped silently.
+an optional string, and no other field is allowed (unless named in ``extra_keys``). A bad record
+raises :class:`DataError` naming the file, the line and the field, so nothing is dropped silently.
+Sources: a ``.jsonl`` file (one JSON object per line; blank lines, a BOM and Windows line ends are
+fine), a ``.json`` file holding a JSON array of objects, a ``.csv`` file with a header row, a
+``datasets.Dataset``, or a list of dicts.
 
 Example:
     >>> ds = load_alpaca("data/train.jsonl")          # doctest: +SKIP
     >>> format_alpaca(ds[0], eos_token="</s>")["text"][:24]  # doctest: +SKIP
     'Below is an instruction '
+    >>> load_alpaca([{"instruction": "Sort.", "outptu": "1, 2"}])  # doctest: +SKIP
+    DataError: record 0: unknown field 'outptu' (did you mean 'output'?); allowed: ['input', 'instruction', 'output']
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,98 +40,206 @@ ALPACA_PROMPT = """Below is an instruction that describes a task, paired with an
 
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("input",)
+SUFFIXES = (".jsonl", ".json", ".csv")
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
 
 
 class DataError(ValueError):
     """A record or file that cannot be used, with where and why."""
 
 
+def _type_name(value: Any) -> str:
+    """The JSON name of a Python value's type ('number', 'null', ...), else the Python name."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _unknown_message(unknown: list[str], allowed: list[str]) -> str:
+    parts = []
+    for key in unknown:
+        guess = difflib.get_close_matches(key.strip().lower(), allowed, n=1, cutoff=0.6)
+        parts.append(f"'{key}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""))
+    return f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(parts)}; allowed: {allowed}"
+
+
 def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> dict[str, str]:
-    """Check one record and return it with ``input`` filled in ("" when absent)."""
+    """Check one record; return it with its fields in a fixed order, ``input`` (and extra keys) "" when absent."""
+    extra = [k for k in extra_keys if k not in REQUIRED + OPTIONAL]
     if not isinstance(record, Mapping):
-        raise DataError(f"{where}: expected a JSON object with 'instruction' and 'output', got {type(record).__name__}")
-    allowed = set(REQUIRED) | set(OPTIONAL) | set(extra_keys)
-    unknown = sorted(set(record) - allowed)
+        raise DataError(f"{where}: expected an object with 'instruction' and 'output', "
+                        f"got {_type_name(record)} {_short(record)}")
+    allowed = sorted({*REQUIRED, *OPTIONAL, *extra})
+    unknown = [str(k) for k in record if k not in allowed]
     if unknown:
-        raise DataError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    for key in REQUIRED:
+        raise DataError(f"{where}: {_unknown_message(unknown, allowed)}")
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise DataError(f"{where}: missing required field{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(repr(k) for k in missing)}")
+    for key in (*REQUIRED, *OPTIONAL, *extra):
         if key not in record:
-            raise DataError(f"{where}: missing required field '{key}'")
-    for key in (*REQUIRED, *OPTIONAL, *extra_keys):
-        value = record.get(key)
-        if key in record and not isinstance(value, str):
-            raise DataError(f"{where}: field '{key}' must be a string, got {type(value).__name__} ({value!r})")
-    if not record["instruction"].strip():
-        raise DataError(f"{where}: field 'instruction' is empty")
-    if not record["output"].strip():
-        raise DataError(f"{where}: field 'output' is empty")
-    return {**dict(record), "input": record.get("input", "")}
+            continue
+        value = record[key]
+        if not isinstance(value, str):
+            raise DataError(f"{where}: field '{key}' must be a string, got {_type_name(value)} {_short(value)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"{where}: field '{key}' holds an invalid character (a lone surrogate such as "
+                            f"\\ud800)") from None
+    for key in REQUIRED:
+        if not record[key].strip():
+            raise DataError(f"{where}: field '{key}' is empty" + (" (only whitespace)" if record[key] else ""))
+    return {"instruction": record["instruction"], "input": record.get("input", ""), "output": record["output"],
+            **{k: record.get(k, "") for k in extra}}
+
+
+def _no_duplicate_keys(where: str):
+    """An ``object_pairs_hook`` that rejects an object with the same key twice."""
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DataError(f"{where}: field '{key}' appears twice in the same object")
+            seen[key] = value
+        return seen
+    return hook
+
+
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8, a leading BOM removed; otherwise a DataError with the line of the bad byte."""
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}: "
+                        f"{err.reason}); save the file as UTF-8") from None
 
 
 def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[str, str]]:
-    """Read and validate every record of a .jsonl or .csv file; raise DataError on the first bad one."""
+    """Read and validate every record of a .jsonl, .json or .csv file; raise DataError on the first bad one."""
     path = Path(path)
+    extra_keys = list(extra_keys)
     if not path.exists():
-        raise DataError(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # utf-8-sig: a leading BOM is fine
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise DataError(f"{path}: file not found (current folder: {Path.cwd()})")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a data file")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        records = _read_jsonl(text, path, extra_keys)
-    elif suffix == ".csv":
-        records = _read_csv(text, path, extra_keys)
-    else:
-        raise DataError(f"{path}: unsupported file type '{suffix}'; use .jsonl or .csv")
-    if not records:
+    if suffix not in SUFFIXES:
+        raise DataError(f"{path}: unsupported file type '{suffix or '(none)'}'; use one of {list(SUFFIXES)}")
+    text = _decode(path)
+    if not text.strip():
         raise DataError(f"{path}: no records (the file is empty or has only blank lines)")
+    if suffix == ".csv":
+        records = _read_csv(text, path, extra_keys)
+    elif suffix == ".json" and text.lstrip().startswith("["):
+        records = _read_json_array(text, path, extra_keys)
+    else:
+        records = _read_jsonl(text, path, extra_keys)
+    if not records:
+        raise DataError(f"{path}: no records (only a header row)" if suffix == ".csv" else f"{path}: no records")
     return records
 
 
-def _read_jsonl(text: str, path: Path, extra_keys: Iterable[str]) -> list[dict[str, str]]:
+def _read_jsonl(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() would also split inside strings at U+2028 and friends.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}, line {lineno}"
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_no_duplicate_keys(where))
         except json.JSONDecodeError as err:
-            raise DataError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+            cut_off = err.pos >= len(line.rstrip())  # the object goes on past the end of the line
+            hint = "; a JSON Lines file holds one whole object per line" if cut_off else ""
+            raise DataError(f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}") from None
         records.append(validate_record(record, where, extra_keys))
     return records
 
 
-def _read_csv(text: str, path: Path, extra_keys: Iterable[str]) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
-        return []
-    records = []
-    for row in reader:
-        where = f"{path}, line {reader.line_num}"
-        if None in row:
-            raise DataError(f"{where}: more values than the header's {len(reader.fieldnames)} columns")
-        if all(not (v or "").strip() for v in row.values()):
-            continue
-        missing_cells = [k for k, v in row.items() if v is None]
-        if missing_cells:
-            raise DataError(f"{where}: fewer values than the header; missing {missing_cells}")
-        records.append(validate_record(row, where, extra_keys))
+def _read_json_array(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
+    try:
+        items = json.loads(text, object_pairs_hook=_no_duplicate_keys(str(path)))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {err.lineno}: invalid JSON: {err.msg} at column {err.colno}") from None
+    return [validate_record(item, f"{path}, item {i}", extra_keys) for i, item in enumerate(items)]
+
+
+def _read_csv(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
+    try:
+        header = next(reader)
+        where = f"{path}, line {reader.line_num} (header)"
+        duplicates = sorted({c for c in header if header.count(c) > 1})
+        if duplicates:
+            raise DataError(f"{where}: column{'s' if len(duplicates) > 1 else ''} {duplicates} appear twice")
+        unknown = [c for c in header if c not in allowed]
+        if unknown:
+            raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise DataError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(c) for c in missing)}; found {header}")
+        records = []
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                more = len(row) > len(header)
+                raise DataError(f"{where}: {len(row)} values but the header has {len(header)} columns "
+                                f"({'more values than columns; quote fields that contain commas' if more else 'a value is missing'})")
+            records.append(validate_record(dict(zip(header, row)), where, extra_keys))
+    except csv.Error as err:
+        raise DataError(f"{path}, line {reader.line_num}: malformed CSV: {err}") from None
     return records
 
 
-def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
-    """Load a .jsonl/.csv path or a ``datasets.Dataset`` into a validated ``datasets.Dataset``."""
-    from datasets import Dataset
+def validate_records(records: Iterable[Any], name: str, extra_keys: Iterable[str] = (),
+                     unit: str = "row") -> list[dict[str, str]]:
+    """Validate in-memory records (a Dataset's rows, a list of dicts), naming each by ``name`` and index."""
+    extra_keys = list(extra_keys)
+    checked = [validate_record(r, f"{name}, {unit} {i}", extra_keys) for i, r in enumerate(records)]
+    if not checked:
+        raise DataError(f"{name}: no records")
+    return checked
 
+
+def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
+    """Load a .jsonl/.json/.csv path, a ``datasets.Dataset`` or a list of dicts into a validated ``datasets.Dataset``."""
+    from datasets import Dataset, DatasetDict
+
+    extra_keys = list(extra_keys)
+    if isinstance(source, DatasetDict):
+        raise DataError(f"got a DatasetDict with splits {list(source)}; pass one split, e.g. dataset['train']")
     if isinstance(source, Dataset):
         name = f"dataset {source.info.dataset_name or '(in memory)'}"
-        records = [validate_record(row, f"{name}, row {i}", extra_keys) for i, row in enumerate(source)]
-        if not records:
-            raise DataError(f"{name}: no records")
-    else:
+        allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
+        unknown = [c for c in source.column_names if c not in allowed]
+        if unknown:
+            raise DataError(f"{name}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
+        missing = [c for c in REQUIRED if c not in source.column_names]
+        if missing:
+            raise DataError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(c) for c in missing)}; found {source.column_names}")
+        records = validate_records(source, name, extra_keys)
+    elif isinstance(source, (str, Path)):
         records = read_records(source, extra_keys)
+    elif isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
+        records = validate_records(source, "records", extra_keys, unit="record")
+    else:
+        raise DataError(f"cannot load Alpaca data from {type(source).__name__}; pass a .jsonl/.json/.csv path, "
+                        f"a datasets.Dataset or a list of dicts")
     return Dataset.from_list(records)
 
 

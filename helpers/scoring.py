@@ -1,0 +1,226 @@
+"""Score a model on the held-out set: batched greedy answers, per-family checkers, a report table.
+
+The answers of the course's task families can be checked by code. ``exact_match`` compares an
+answer with the expected output after trimming and collapsing spaces; JSON answers are compared as
+parsed objects (so ``{"a": 1}`` and ``{ "a":1 }`` agree). JSON tasks also get the share of answers
+that parse as a JSON object and the share of expected fields whose value is right.
+
+Example:
+    >>> records = [{"instruction": "Even or odd?", "input": "7", "output": "odd", "family": "parity"},
+    ...            {"instruction": "As JSON.", "input": "Hi", "output": '{"a": 1, "b": 2}', "family": "j"}]
+    >>> report = score(records, ["odd ", '{"a": 1, "b": 3}'])
+    >>> report.overall["exact_match"], report.overall["json_valid"], report.overall["field_accuracy"]
+    (0.5, 1.0, 0.5)
+    >>> answers = generate_answers(model, tokenizer, records)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.data import prompt_for
+
+Checker = Callable[[str, str], bool]
+OVERALL = "overall"
+
+
+def normalize(text: str) -> str:
+    """Trim the ends and collapse runs of spaces, tabs and newlines to one space."""
+    return " ".join(text.split())
+
+
+def parse_json_object(text: str) -> dict | None:
+    """The JSON object in ``text``, or None if it is not exactly one JSON object."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def same_text(expected: str, answer: str) -> bool:
+    """Equal after :func:`normalize`."""
+    return normalize(expected) == normalize(answer)
+
+
+def same_json(expected: str, answer: str) -> bool:
+    """Both parse to equal JSON objects (key order and spacing do not matter)."""
+    got = parse_json_object(answer)
+    return got is not None and got == parse_json_object(expected)
+
+
+CHECKERS: dict[str, Checker] = {  # families whose answers need more than text equality
+    "classify_json": same_json,
+}
+
+
+def is_json_task(expected: str) -> bool:
+    """A record is a JSON task when its expected output is a JSON object."""
+    return parse_json_object(expected) is not None
+
+
+def checker_for(family: str | None, expected: str) -> Checker:
+    """The family's checker; for unknown families, JSON comparison for JSON outputs, else text."""
+    if family in CHECKERS:
+        return CHECKERS[family]
+    return same_json if is_json_task(expected) else same_text
+
+
+def field_accuracy(expected: str, answer: str) -> float:
+    """Share of the expected object's fields that the answer has with the same value (0 if not JSON)."""
+    want = parse_json_object(expected) or {}
+    got = parse_json_object(answer)
+    if not want:
+        return math.nan
+    if got is None:
+        return 0.0
+    return sum(k in got and got[k] == v for k, v in want.items()) / len(want)
+
+
+@dataclass
+class ItemResult:
+    """The verdict on one answer."""
+
+    family: str
+    instruction: str
+    input: str
+    expected: str
+    answer: str
+    exact_match: bool
+    json_task: bool
+    json_valid: bool | None = None
+    field_accuracy: float | None = None
+
+
+@dataclass
+class Report:
+    """Per-item results with per-family and overall summaries."""
+
+    items: list[ItemResult]
+    families: list[str] = field(default_factory=list)
+
+    def _summary(self, items: Sequence[ItemResult]) -> dict[str, float]:
+        json_items = [i for i in items if i.json_task]
+        return {
+            "n": len(items),
+            "exact_match": sum(i.exact_match for i in items) / len(items) if items else math.nan,
+            "json_valid": sum(bool(i.json_valid) for i in json_items) / len(json_items) if json_items else math.nan,
+            "field_accuracy": (sum(i.field_accuracy for i in json_items) / len(json_items)
+                               if json_items else math.nan),
+        }
+
+    @property
+    def overall(self) -> dict[str, float]:
+        """n, exact match, and (over JSON tasks) valid-JSON rate and field accuracy, for all items."""
+        return self._summary(self.items)
+
+    def by_family(self) -> dict[str, dict[str, float]]:
+        """The same summary for each task family, in first-seen order."""
+        return {f: self._summary([i for i in self.items if i.family == f]) for f in self.families}
+
+    def table(self):
+        """A pandas DataFrame: one row per family plus 'overall'; NaN where a metric does not apply."""
+        import pandas as pd
+
+        rows = {**self.by_family(), OVERALL: self.overall}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame["n"] = frame["n"].astype(int)
+        frame.index.name = "family"
+        return frame
+
+    def failures(self, family: str | None = None, limit: int = 5) -> list[ItemResult]:
+        """Up to ``limit`` wrong answers (of one family if given), to look at."""
+        wrong = [i for i in self.items if not i.exact_match and (family is None or i.family == family)]
+        return wrong[:limit]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for a JSON file: overall and per-family summaries (None where a metric does not apply)."""
+        def plain(summary: dict[str, float]) -> dict[str, Any]:
+            return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
+        return {"overall": plain(self.overall), "families": {f: plain(s) for f, s in self.by_family().items()}}
+
+
+def score(records: Sequence[Mapping[str, str]], answers: Sequence[str]) -> Report:
+    """Check each answer against its record's ``output``; records without ``family`` count as 'all'."""
+    if len(records) != len(answers):
+        raise ValueError(f"{len(records)} records but {len(answers)} answers")
+    items, families = [], []
+    for record, answer in zip(records, answers):
+        family = record.get("family") or "all"
+        if family not in families:
+            families.append(family)
+        expected = record["output"]
+        json_task = is_json_task(expected)
+        items.append(ItemResult(
+            family=family,
+            instruction=record["instruction"],
+            input=record.get("input", ""),
+            expected=expected,
+            answer=answer,
+            exact_match=checker_for(family, expected)(expected, answer),
+            json_task=json_task,
+            json_valid=parse_json_object(answer) is not None if json_task else None,
+            field_accuracy=field_accuracy(expected, answer) if json_task else None,
+        ))
+    return Report(items, families)
+
+
+def commonest_answers(train_records: Sequence[Mapping[str, str]], records: Sequence[Mapping[str, str]]) -> list[str]:
+    """For each record, the training set's most frequent output for its instruction ("" if unseen).
+
+    A floor to read scores against: what a model that learned only the format and the commonest
+    answer would say. A yes/no family scores about 50% this way without reading the input.
+    """
+    from collections import Counter
+
+    counts: dict[str, Counter] = {}
+    for r in train_records:
+        counts.setdefault(r["instruction"], Counter())[r["output"]] += 1
+    # most_common breaks ties by first appearance, so the result is deterministic
+    return [counts[r["instruction"]].most_common(1)[0][0] if r["instruction"] in counts else ""
+            for r in records]
+
+
+def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
+    """One metric side by side: rows are families plus 'overall', columns are the named reports."""
+    import pandas as pd
+
+    return pd.DataFrame({name: report.table()[metric] for name, report in reports.items()})
+
+
+def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
+                     max_new_tokens: int = 64, progress: bool = True) -> list[str]:
+    """Greedy answers to the records' Alpaca prompts, in batches (left-padded), each cut at EOS."""
+    import torch
+    from tqdm.auto import tqdm
+
+    prompts = [prompt_for(r["instruction"], r.get("input", "")) for r in records]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
+    answers: list[str] = [""] * len(prompts)
+    padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = "left"  # every prompt then ends where generation starts
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+            inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
+                if tokenizer.eos_token_id in ids:
+                    ids = ids[:ids.index(tokenizer.eos_token_id)]
+                answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+    finally:
+        tokenizer.padding_side, tokenizer.pad_token = padding_side, pad_token
+    return answers
+
+
+def answer_token_budget(tokenizer, records: Sequence[Mapping[str, str]], margin: int = 8) -> int:
+    """Enough new tokens for the longest expected output plus ``margin``, so generation stays short."""
+    return max(len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in records) + margin
