@@ -168,7 +168,7 @@ def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
     import torch
     from trl import SFTConfig
 
-    bf16 = gpu and torch.cuda.is_bf16_supported()
+    bf16 = gpu and torch.cuda.is_bf16_supported(including_emulation=False)
     return SFTConfig(
         output_dir=str(out), per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,
         max_steps=cfg.warmup_steps + cfg.timed_steps, warmup_steps=0, learning_rate=2e-4,

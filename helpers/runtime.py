@@ -64,7 +64,7 @@ def runtime_info() -> RuntimeInfo:
         gpu_name = props.name
         cc = f"{props.major}.{props.minor}"
         vram = round(props.total_memory / 1024**3, 2)
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # a T4 emulates bf16 slowly: report no
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         device = "mps"
     else:
