@@ -12,7 +12,7 @@ Example:
     >>> format_alpaca(ds[0], eos_token="</s>")["text"][:24]  # doctest: +SKIP
     'Below is an instruction '
     >>> load_alpaca([{"instruction": "Sort.", "outptu": "1, 2"}])  # doctest: +SKIP
-    DataError: record 0: unknown field 'outptu' (did you mean 'output'?); allowed: ['input', 'instruction', 'output']
+    DataError: records, record 0: unknown field 'outptu' (did you mean 'output'?); allowed: ['input', 'instruction', 'output']
 """
 
 from __future__ import annotations
