@@ -222,7 +222,7 @@ def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
         model.eval()
     from helpers.data import prompt_for
 
-    inputs = tokenizer([prompt_for("Convert the mass to grams.", "52 kg")], return_tensors="pt").to(model.device)
+    inputs = tokenizer([prompt_for("What does the quantity measure: length, mass, time or volume?", "52 kg")], return_tensors="pt").to(model.device)
     common = dict(do_sample=False, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, **common)  # warm-up
