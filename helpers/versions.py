@@ -89,9 +89,9 @@ def _normal(name: str) -> str:
 
 
 def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
-    """Every pinned package plus torch and xformers, with installed version and purpose."""
+    """Every pinned package plus torch, triton and xformers (the runtime's own), with version and purpose."""
     pins = read_pins(path)
-    names = list(dict.fromkeys(["torch", *pins, "xformers"]))
+    names = list(dict.fromkeys(["torch", "triton", *pins, "xformers"]))
     purposes = {_normal(k): v for k, v in PURPOSE.items()}
     return [PackageRow(n, pins.get(n), installed_version(n), purposes.get(_normal(n), "")) for n in names]
 
