@@ -147,24 +147,15 @@ def single_process(placement: Placement, command: str) -> None:
 
 def read_prompts(path: str | Path) -> list[dict[str, str]]:
     """Prompts from a .jsonl file: each line an object with 'instruction' and optionally 'input' (other keys kept)."""
-    from helpers.data import DataError
+    from helpers.data import DataError, json_lines
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}, line {lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
+    for where, record in json_lines(path):
         if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) \
                 or not record["instruction"].strip():
-            raise DataError(f"{path}, line {lineno}: expected an object with a non-empty string 'instruction'")
+            raise DataError(f"{where}: expected an object with a non-empty string 'instruction'")
         if not isinstance(record.get("input", ""), str):
-            raise DataError(f"{path}, line {lineno}: field 'input' must be a string")
+            raise DataError(f"{where}: field 'input' must be a string")
         records.append({**record, "input": record.get("input", "")})
     if not records:
         raise DataError(f"{path}: no prompts")

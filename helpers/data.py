@@ -21,7 +21,7 @@ import csv
 import difflib
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,21 +149,34 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
     return records
 
 
-def _read_jsonl(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
-    records = []
+def json_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """Yield ``(where, object)`` for each non-blank line of a JSON Lines file, where = "FILE, line N".
+
+    The file must exist and be UTF-8 (a BOM is fine); a line that is not one JSON value, or an object
+    with a key twice, raises DataError naming the line. The objects themselves are not checked.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (current folder: {Path.cwd()})")
+    yield from _json_lines(_decode(path), path)
+
+
+def _json_lines(text: str, path: Path) -> Iterator[tuple[str, Any]]:
     # Split on "\n" only: str.splitlines() would also split inside strings at U+2028 and friends.
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}, line {lineno}"
         try:
-            record = json.loads(line, object_pairs_hook=_no_duplicate_keys(where))
+            yield where, json.loads(line, object_pairs_hook=_no_duplicate_keys(where))
         except json.JSONDecodeError as err:
             cut_off = err.pos >= len(line.rstrip())  # the object goes on past the end of the line
             hint = "; a JSON Lines file holds one whole object per line" if cut_off else ""
             raise DataError(f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}") from None
-        records.append(validate_record(record, where, extra_keys))
-    return records
+
+
+def _read_jsonl(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
+    return [validate_record(record, where, extra_keys) for where, record in _json_lines(text, path)]
 
 
 def _read_json_array(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:

@@ -176,3 +176,30 @@ def test_merge_check_tells_a_tie_from_a_different_model():
     assert compare_greedy(far, Tok(), "p", adapter_tokens, 2, tolerance=0.1)["verdict"] == "mismatch"
     same = Fake([[0.0, 0.0, 5.0, 0.0], [2.0, 0.0, 0.0, 0.0]], picks=[2, 0])
     assert compare_greedy(same, Tok(), "p", adapter_tokens, 2, tolerance=0.1)["verdict"] == "identical"
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"instruction": "Even or odd?", "input": "7"}\n{"instruction": "x",\n', "line 2: invalid JSON"),
+    ('{"instruction": "a", "instruction": "b"}\n', "line 1: "),
+    ('\n["not", "an", "object"]\n', "line 2: expected an object with a non-empty string 'instruction'"),
+    ('{"instruction": "Even or odd?", "input": 7}\n', "line 1: field 'input' must be a string"),
+    ("\n\n", "no prompts"),
+])
+def test_prompts_file_errors_name_the_line(tmp_path, content, expected):
+    from helpers.cli import read_prompts
+    from helpers.data import DataError
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=expected):
+        read_prompts(path)
+
+
+def test_prompts_file_keeps_extra_keys_and_fills_input(tmp_path):
+    from helpers.cli import read_prompts
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('\ufeff{"instruction": "Even or odd?", "id": 3}\n', encoding="utf-8")
+    assert read_prompts(path) == [{"instruction": "Even or odd?", "id": 3, "input": ""}]
+    with pytest.raises(Exception, match="file not found"):
+        read_prompts(tmp_path / "missing.jsonl")
