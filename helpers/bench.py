@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from helpers.paths import TRAIN_FILE, output_dir
+from helpers.recipe import TARGET_MODULES
 
 ARCH = {
     "8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
@@ -39,7 +40,6 @@ ARCH = {
                  rms_norm_eps=1e-5, tie_word_embeddings=False),
 }
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 Path_ = Literal["unsloth", "hf"]
 
 
@@ -99,7 +99,7 @@ def build_random_model(cfg: BenchConfig) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers.tiny import SPECIAL, build_tokenizer, _corpus
+    from helpers.tiny import _corpus, build_tokenizer
 
     tokenizer = build_tokenizer(_corpus([TRAIN_FILE]))
     config = LlamaConfig(**ARCH[cfg.size], bos_token_id=tokenizer.bos_token_id,
@@ -118,7 +118,6 @@ def build_random_model(cfg: BenchConfig) -> Path:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, out)
-    del model, SPECIAL
     return out
 
 
@@ -140,7 +139,10 @@ def packed_dataset(tokenizer, cfg: BenchConfig):
 # ------------------------------------------------------------------------------------------ worker
 
 class StepTimer:
-    """A TrainerCallback that records the wall time at the end of each optimizer step."""
+    """A TrainerCallback that records the wall time when training starts and at the end of each step.
+
+    ``times[0]`` is the start and ``times[k]`` the end of step k, so steps k+1..n take ``times[n] - times[k]``.
+    """
 
     def __init__(self):
         from transformers import TrainerCallback
@@ -148,6 +150,10 @@ class StepTimer:
         timer = self
 
         class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                timer.sync()
+                timer.times.append(time.perf_counter())
+
             def on_step_end(self, args, state, control, **kwargs):
                 timer.sync()
                 timer.times.append(time.perf_counter())
@@ -179,15 +185,16 @@ def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
 
 
 def _load_unsloth(cfg: BenchConfig, model_dir: Path):
-    from unsloth import FastLanguageModel
+    """The course's own code path (helpers.train), with the benchmark's rank and checkpointing mode."""
+    from dataclasses import replace
 
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=str(model_dir), max_seq_length=cfg.seq_len, dtype=None, load_in_4bit=True)
-    model = FastLanguageModel.get_peft_model(
-        model, r=cfg.r, target_modules=TARGETS, lora_alpha=cfg.r, lora_dropout=0, bias="none",
-        use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing],
-        random_state=3407)
-    return model, tokenizer, {}
+    from helpers.recipe import Recipe
+    from helpers.train import add_lora, load_model
+
+    recipe = replace(Recipe(), max_seq_length=cfg.seq_len, r=cfg.r, lora_alpha=cfg.r,
+                     use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing])
+    model, tokenizer = load_model(str(model_dir), recipe)
+    return add_lora(model, recipe), tokenizer, {}
 
 
 def _load_hf(cfg: BenchConfig, model_dir: Path):
@@ -206,7 +213,7 @@ def _load_hf(cfg: BenchConfig, model_dir: Path):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.r, lora_dropout=0.0, bias="none",
-                                             target_modules=TARGETS, task_type="CAUSAL_LM"))
+                                             target_modules=TARGET_MODULES, task_type="CAUSAL_LM"))
     return model, tokenizer, dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
@@ -268,8 +275,7 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=packed_dataset(tokenizer, cfg),
                          args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
     trainer.train()
-    timed = timer.times[cfg.warmup_steps - 1:] if cfg.warmup_steps else [timer.times[0], *timer.times]
-    seconds = timed[-1] - timed[0]
+    seconds = timer.times[-1] - timer.times[cfg.warmup_steps]  # steps warmup+1 .. the last
     tokens_per_s = cfg.timed_steps * cfg.tokens_per_step / seconds
     peak = torch.cuda.max_memory_reserved() / 1024**3 if gpu else None
     gpu_name = torch.cuda.get_device_name(0) if gpu else None
