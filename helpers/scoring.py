@@ -205,6 +205,12 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # On a GPU Unsloth sets generation_config.max_length to the context size; with max_new_tokens too,
+    # transformers then warns on every batch. max_new_tokens is the limit meant, so lift max_length.
+    gen_config = getattr(model, "generation_config", None)
+    max_length = getattr(gen_config, "max_length", None)
+    if max_length is not None:
+        gen_config.max_length = None
     try:
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
@@ -218,6 +224,8 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                 answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
     finally:
         tokenizer.padding_side, tokenizer.pad_token = padding_side, pad_token
+        if max_length is not None:
+            gen_config.max_length = max_length
     return answers
 
 

@@ -5,6 +5,7 @@ batched, left-padded answers must equal one-prompt-at-a-time answers, and PEFT's
 ``disable_adapter()`` must give the base model's answers (the "before" score of notebook 06).
 """
 
+import logging
 import math
 
 import pytest
@@ -210,6 +211,33 @@ def test_batched_left_padded_answers_equal_one_at_a_time(tiny):
     assert batched == single
     assert len(set(batched)) > 1, "different prompts should give different answers"
     assert tokenizer.padding_side == side, "generate_answers must restore the tokenizer's padding side"
+
+
+def test_no_max_length_warning_when_the_config_sets_one(tiny):
+    """Unsloth on a GPU sets ``generation_config.max_length`` to the context size; scoring must not warn per batch."""
+    from transformers.utils import logging as hf_logging
+
+    from helpers.scoring import generate_answers
+
+    model, tokenizer = tiny
+    records = list(load_alpaca(EVAL_FILE, extra_keys=["family"]).select(range(3)))
+    model.generation_config.max_length = 2048  # what unsloth_zoo's patch_tokenizer does on a GPU
+    messages: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Catch()
+    hf_logging.get_logger("transformers.generation.utils").addHandler(handler)
+    try:
+        answers = generate_answers(model, tokenizer, records, batch_size=2, max_new_tokens=4, progress=False)
+    finally:
+        hf_logging.get_logger("transformers.generation.utils").removeHandler(handler)
+        max_length, model.generation_config.max_length = model.generation_config.max_length, None
+    assert len(answers) == 3
+    assert not [m for m in messages if "seem to have been set" in m], messages
+    assert max_length == 2048, "generate_answers must restore the model's generation_config.max_length"
 
 
 def test_generation_stops_at_eos():
