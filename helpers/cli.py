@@ -387,8 +387,10 @@ def greedy(model, tokenizer, prompt: str, new_tokens: int) -> list[int]:
     """The prompt's token ids followed by ``new_tokens`` greedily generated ones (stopping at EOS)."""
     import torch
 
+    from helpers.scoring import max_new_tokens_only
+
     inputs = tokenizer([prompt], return_tensors="pt").to(model.device)
-    with torch.no_grad():
+    with torch.no_grad(), max_new_tokens_only(model):
         out = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
     return out[0].tolist()

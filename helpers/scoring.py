@@ -16,9 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,17 +206,11 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # On a GPU Unsloth sets generation_config.max_length to the context size; with max_new_tokens too,
-    # transformers then warns on every batch. max_new_tokens is the limit meant, so lift max_length.
-    gen_config = getattr(model, "generation_config", None)
-    max_length = getattr(gen_config, "max_length", None)
-    if max_length is not None:
-        gen_config.max_length = None
     try:
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
             inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
-            with torch.no_grad():
+            with torch.no_grad(), max_new_tokens_only(model):
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
             for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
@@ -224,9 +219,28 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                 answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
     finally:
         tokenizer.padding_side, tokenizer.pad_token = padding_side, pad_token
-        if max_length is not None:
-            gen_config.max_length = max_length
     return answers
+
+
+@contextlib.contextmanager
+def max_new_tokens_only(model) -> Iterator[None]:
+    """Within the block, ``max_new_tokens`` alone bounds ``model.generate``; the config's ``max_length`` is restored after.
+
+    On a GPU Unsloth sets ``generation_config.max_length`` to the context size, and transformers then warns on
+    every ``generate(max_new_tokens=...)`` call that both are set. Example::
+
+        with torch.no_grad(), max_new_tokens_only(model):
+            out = model.generate(**inputs, max_new_tokens=32)
+    """
+    config = getattr(model, "generation_config", None)
+    max_length = getattr(config, "max_length", None)
+    if max_length is not None:
+        config.max_length = None
+    try:
+        yield
+    finally:
+        if max_length is not None:
+            config.max_length = max_length
 
 
 def answer_token_budget(tokenizer, records: Sequence[Mapping[str, str]], margin: int = 8) -> int:

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from helpers.data import load_alpaca
+from helpers.data import load_alpaca, prompt_for
 from helpers.paths import EVAL_FILE
 from helpers.scoring import (CHECKERS, OVERALL, Report, answer_token_budget, checker_for, commonest_answers,
                              compare, field_accuracy,
@@ -213,10 +213,12 @@ def test_batched_left_padded_answers_equal_one_at_a_time(tiny):
     assert tokenizer.padding_side == side, "generate_answers must restore the tokenizer's padding side"
 
 
-def test_no_max_length_warning_when_the_config_sets_one(tiny):
-    """Unsloth on a GPU sets ``generation_config.max_length`` to the context size; scoring must not warn per batch."""
+@pytest.mark.parametrize("caller", ["generate_answers", "cli.greedy"])
+def test_no_max_length_warning_when_the_config_sets_one(tiny, caller):
+    """Unsloth on a GPU sets ``generation_config.max_length`` to the context size; generating must not warn per call."""
     from transformers.utils import logging as hf_logging
 
+    from helpers.cli import greedy
     from helpers.scoring import generate_answers
 
     model, tokenizer = tiny
@@ -231,13 +233,16 @@ def test_no_max_length_warning_when_the_config_sets_one(tiny):
     handler = Catch()
     hf_logging.get_logger("transformers.generation.utils").addHandler(handler)
     try:
-        answers = generate_answers(model, tokenizer, records, batch_size=2, max_new_tokens=4, progress=False)
+        if caller == "generate_answers":
+            answers = generate_answers(model, tokenizer, records, batch_size=2, max_new_tokens=4, progress=False)
+        else:
+            answers = [greedy(model, tokenizer, prompt_for(r["instruction"], r["input"]), 4) for r in records]
     finally:
         hf_logging.get_logger("transformers.generation.utils").removeHandler(handler)
         max_length, model.generation_config.max_length = model.generation_config.max_length, None
     assert len(answers) == 3
     assert not [m for m in messages if "seem to have been set" in m], messages
-    assert max_length == 2048, "generate_answers must restore the model's generation_config.max_length"
+    assert max_length == 2048, f"{caller} must restore the model's generation_config.max_length"
 
 
 def test_generation_stops_at_eos():
