@@ -24,14 +24,14 @@ $(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt py
 setup: $(STAMP)
 
 course: setup
-	$(PY) -m helpers.run_course --out outputs/course
+	$(PY) -m tools.run_course --out outputs/course
 
 test: setup
-	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env; \
+	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks --doctest-modules helpers tools --nbval-lax --nbval-current-env; \
 	  status=$$?; rm -rf $$out; exit $$status
 
 bench: setup
-	$(PY) -m helpers.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32
+	$(PY) -m tools.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32
 
 docs: setup
 	$(PY) -m mkdocs build --strict

@@ -256,6 +256,13 @@ def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
     return Dataset.from_list(records)
 
 
+def check_alpaca_file(path: str | Path, extra_keys: Iterable[str] = ()) -> int:
+    """Check every record of a data file before ``load_dataset`` reads it; print and return how many there are."""
+    count = len(read_records(path, extra_keys))
+    print(f"{Path(path).name}: {count} records, each with the Alpaca fields as non-empty strings")
+    return count
+
+
 def format_alpaca(example: Mapping[str, str], eos_token: str) -> dict[str, str]:
     """Fill the Alpaca prompt with one record and append the EOS token (so generation learns to stop)."""
     text = ALPACA_PROMPT.format(example["instruction"], example.get("input", ""), example["output"])

@@ -121,26 +121,18 @@ def check_lengths(dataset: Any, tokenizer: Any, max_seq_length: int, text_field:
     return report
 
 
-def _setting(trainer: Any, recipe: Any, attr: str, recipe_attr: str | None = None) -> Any:
-    args = getattr(trainer, "args", None)
-    if args is not None and getattr(args, attr, None) is not None:
-        return getattr(args, attr)
-    return getattr(recipe, recipe_attr or attr, None) if recipe is not None else None
-
-
-def _lora_rank(trainer: Any, recipe: Any) -> int | None:
-    config = getattr(getattr(trainer, "model", None), "peft_config", None)
-    if isinstance(config, dict) and config:
-        return getattr(next(iter(config.values())), "r", None)
-    return getattr(recipe, "r", None)
-
-
 def oom_message(trainer: Any = None, recipe: Any = None) -> str:
     """What to lower after an out-of-memory error, with the current values where known."""
-    batch = _setting(trainer, recipe, "per_device_train_batch_size")
-    accum = _setting(trainer, recipe, "gradient_accumulation_steps")
-    length = _setting(trainer, recipe, "max_length", "max_seq_length")
-    rank = _lora_rank(trainer, recipe)
+    args = getattr(trainer, "args", None)
+
+    def value(attr: str, recipe_attr: str | None = None) -> Any:
+        found = getattr(args, attr, None) if args is not None else None
+        return found if found is not None else getattr(recipe, recipe_attr or attr, None)
+
+    batch, accum = value("per_device_train_batch_size"), value("gradient_accumulation_steps")
+    length = value("max_length", "max_seq_length")
+    peft_config = getattr(getattr(trainer, "model", None), "peft_config", None)
+    rank = next(iter(peft_config.values())).r if isinstance(peft_config, dict) and peft_config else getattr(recipe, "r", None)
     mode = getattr(recipe, "use_gradient_checkpointing", None)
     lines = ["Out of memory during training. Lower one of these (biggest saving first), restart the runtime to "
              "free the memory, and run again; training resumes from the last checkpoint:"]

@@ -1,14 +1,27 @@
-"""Where the course keeps its data and writes its outputs."""
+"""Where the course keeps its data and writes its outputs, and Google Drive for outputs that must survive.
+
+Outputs go to ``$COURSE_OUTPUT``, else ``outputs/`` in the repository. A Colab runtime forgets its
+disk when it disconnects, and Colab gives every notebook a fresh runtime: ``use_drive()`` mounts your
+Google Drive (Colab asks for permission first) and points ``COURSE_OUTPUT`` at a folder there, so the
+adapter notebook 04 saves is where notebooks 05 to 08 look for it, in any later runtime.
+
+Example:
+    >>> adapter_dir().name
+    'lora_adapter'
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 TRAIN_FILE = DATA_DIR / "train.jsonl"
 EVAL_FILE = DATA_DIR / "eval.jsonl"
+DRIVE_ROOT = Path("/content/drive")
+DRIVE_DEFAULT = DRIVE_ROOT / "MyDrive" / "unsloth-course"
 
 
 def output_dir() -> Path:
@@ -19,5 +32,39 @@ def output_dir() -> Path:
 
 
 def adapter_dir() -> Path:
-    """Where notebook 04 saves the LoRA adapter and notebooks 05 and 06 look for it."""
+    """Where notebook 04 saves the LoRA adapter and notebooks 05 to 08 look for it."""
     return output_dir() / "lora_adapter"
+
+
+def drive_mounted(root: Path | None = None) -> bool:
+    """True when Google Drive is mounted at ``root`` (default /content/drive; it then holds MyDrive)."""
+    return ((root or DRIVE_ROOT) / "MyDrive").is_dir()
+
+
+def use_drive(folder: str | Path = DRIVE_DEFAULT, mount: bool = True) -> Path:
+    """Colab only: mount Google Drive (asks for permission) and send all course outputs to ``folder`` on it."""
+    from helpers.runtime import in_colab
+
+    if not in_colab():
+        raise RuntimeError("use_drive() works on Colab only; elsewhere set COURSE_OUTPUT to any folder you keep.")
+    if mount and not drive_mounted():
+        from google.colab import drive
+
+        drive.mount(str(DRIVE_ROOT))
+    if not drive_mounted():
+        raise RuntimeError(f"Google Drive is not mounted at {DRIVE_ROOT}; outputs would be lost on a disconnect.")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    os.environ["COURSE_OUTPUT"] = str(folder)
+    print(f"Outputs and checkpoints go to {folder} (COURSE_OUTPUT); they survive a disconnect.")
+    return Path(folder)
+
+
+def warn_if_drive_missing() -> str | None:
+    """A warning when COURSE_OUTPUT points into /content/drive but Drive is not mounted, else None."""
+    out = os.environ.get("COURSE_OUTPUT", "")
+    if out.startswith(str(DRIVE_ROOT)) and not drive_mounted():
+        message = (f"COURSE_OUTPUT={out} is on Google Drive, but Drive is not mounted: files written there "
+                   f"stay on the runtime's disk and vanish with it. Run helpers.paths.use_drive() first.")
+        warnings.warn(message, stacklevel=2)
+        return message
+    return None

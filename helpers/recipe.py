@@ -1,8 +1,9 @@
-"""The course's training recipe, in one place, for notebooks and commands alike.
+"""The course's training recipe in one place: what helpers.train and the ``course`` command train with.
 
-The 8B recipe is Unsloth's Alpaca recipe: 60 steps at 2e-4. The embedded tiny model starts from
-random weights, so it needs more and larger steps (200 at 5e-3) before it follows the format and
-stops at EOS; everything else is the same.
+The notebooks write the same numbers as literals in their ``get_peft_model`` and ``SFTConfig`` calls;
+``tests/test_recipe_parity.py`` reads those calls and fails when the two drift apart. The 8B recipe is
+Unsloth's Alpaca recipe: 60 steps at 2e-4. The embedded tiny model gets its own step count and
+learning rate (``Recipe.for_model``); everything else is the same.
 
 Example:
     >>> Recipe().max_steps, Recipe.for_model("unsloth/llama-3-8b-bnb-4bit").learning_rate
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from helpers.models import is_tiny
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TINY = {"max_steps": 200, "learning_rate": 5e-3}  # the tiny model's changes to the recipe
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """LoRA and SFT settings shared by notebooks 02-06 and the command line."""
+    """LoRA and SFT settings: the keyword arguments of get_peft_model and SFTConfig in notebooks 02 and 04."""
 
     max_seq_length: int = 2048
     r: int = 16
@@ -39,10 +41,10 @@ class Recipe:
     lr_scheduler_type: str = "linear"
     seed: int = 3407
     save_steps: int = 20  # checkpoint every N steps, so an interrupted run can resume
+    packing: bool = False
     report_to: str = "none"
 
     @classmethod
     def for_model(cls, model_name: str) -> "Recipe":
-        """The recipe for ``model_name``: longer and faster-learning for the random-weight tiny model."""
-        recipe = cls()
-        return replace(recipe, max_steps=200, learning_rate=5e-3) if is_tiny(model_name) else recipe
+        """The recipe for ``model_name``: the tiny model's own steps and learning rate, else Unsloth's."""
+        return replace(cls(), **TINY) if is_tiny(model_name) else cls()

@@ -1,4 +1,4 @@
-"""What is this machine? Colab or not, GPU name, compute capability, memory, bf16 support.
+"""What is this machine? Colab, Kaggle or your own; GPU name, compute capability, memory, bf16 support.
 
 Example:
     >>> info = runtime_info()
@@ -18,15 +18,14 @@ from dataclasses import asdict, dataclass
 class RuntimeInfo:
     """A summary of the runtime, printable as a table."""
 
-    colab: bool
-    python: str
-    os: str
-    device: str
-    gpu_name: str | None
-    compute_capability: str | None
-    vram_gib: float | None
-    bf16: bool
-    cpu_threads: int
+    device: str  # "cuda" | "mps" | "cpu"
+    host: str = "local"  # "colab" | "kaggle" | "local"
+    python: str = platform.python_version()
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+    vram_gib: float | None = None
+    bf16: bool = False
+    cpu_threads: int = 1
 
     @property
     def dtype_name(self) -> str:
@@ -43,6 +42,11 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+def in_kaggle() -> bool:
+    """True inside a Kaggle notebook."""
+    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+
+
 def has_cuda() -> bool:
     """True when torch sees a CUDA GPU (torch is imported lazily)."""
     try:
@@ -56,27 +60,14 @@ def runtime_info() -> RuntimeInfo:
     """Collect facts about this runtime. A T4 (compute capability 7.5) has no bf16, so it trains in fp16."""
     import torch
 
-    gpu_name = cc = vram = None
-    bf16 = False
+    host = "colab" if in_colab() else "kaggle" if in_kaggle() else "local"
+    info = RuntimeInfo(device="cpu", host=host, cpu_threads=torch.get_num_threads())
     if torch.cuda.is_available():
-        device = "cuda"
         props = torch.cuda.get_device_properties(0)
-        gpu_name = props.name
-        cc = f"{props.major}.{props.minor}"
-        vram = round(props.total_memory / 1024**3, 2)
-        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # a T4 emulates bf16 slowly: report no
+        info.device, info.gpu_name = "cuda", props.name
+        info.compute_capability = f"{props.major}.{props.minor}"
+        info.vram_gib = round(props.total_memory / 1024**3, 2)
+        info.bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # a T4 emulates bf16 slowly: no
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        device = "mps"
-    else:
-        device = "cpu"
-    return RuntimeInfo(
-        colab=in_colab(),
-        python=platform.python_version(),
-        os=f"{platform.system()} {platform.machine()}",
-        device=device,
-        gpu_name=gpu_name,
-        compute_capability=cc,
-        vram_gib=vram,
-        bf16=bf16,
-        cpu_threads=torch.get_num_threads(),
-    )
+        info.device = "mps"
+    return info

@@ -1,21 +1,24 @@
-"""Save a LoRA adapter so that a crash never leaves a half-written one where notebooks look for it.
+"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one.
 
-``save_adapter`` writes into a temporary sibling folder, reloads the written tensors and compares
-them with the model's, and only then renames the folder into place. The target therefore always
-holds either the previous complete adapter or the new complete one. Leftovers of a save that was
-killed (``.lora_adapter.tmp-*``) are removed by the next save.
+``check_adapter`` reloads the tensors of a saved adapter and compares them with the model's: run it
+after ``model.save_pretrained``. ``atomic_folder`` writes into a temporary sibling and renames it into
+place only when the block succeeds, so the target holds the previous complete folder or the new
+complete one (used by ``save_adapter`` and the exports). Leftovers of a killed write are removed next time.
 
 Example:
-    >>> save_adapter(model, tokenizer, adapter_dir())   # doctest: +SKIP
-    Saved the adapter to outputs/lora_adapter (112 tensors reloaded and checked).
+    >>> model.save_pretrained(adapter_dir()); tokenizer.save_pretrained(adapter_dir())  # doctest: +SKIP
+    >>> check_adapter(model, adapter_dir())                                               # doctest: +SKIP
+    112 LoRA tensors reloaded and equal to the model's: 3,276,800 parameters in float32, 13.1 MB on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +30,8 @@ class SaveError(RuntimeError):
     """A save whose files are missing or differ from the model once reloaded."""
 
 
-def _siblings(path: Path, kind: str) -> list[Path]:
-    return sorted(path.parent.glob(f".{path.name}.{kind}-*"))
-
-
-def recover(path: str | Path) -> None:
-    """Tidy up after a save that was killed: drop temp folders, restore the previous adapter if it is gone."""
-    path = Path(path)
-    for tmp in _siblings(path, "tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    backups = _siblings(path, "old")
-    if backups and not path.exists():
-        os.replace(backups.pop(), path)
-    for old in backups:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def verify_adapter(model: Any, folder: str | Path) -> int:
-    """Reload the adapter tensors in ``folder`` and compare them with ``model``'s; return how many matched."""
+def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
+    """Reload the adapter in ``folder`` and compare every tensor with ``model``'s; return how many matched."""
     import json
 
     import torch
@@ -67,41 +54,53 @@ def verify_adapter(model: Any, folder: str | Path) -> int:
     for key, tensor in expected.items():
         if not torch.equal(saved[key], tensor.detach().to("cpu", saved[key].dtype)):
             raise SaveError(f"{folder}: tensor {key} reloads with other values than the model holds")
+    if not quiet:
+        params = sum(t.numel() for t in saved.values())
+        dtypes = ", ".join(sorted({str(t.dtype).removeprefix("torch.") for t in saved.values()}))
+        size = (folder / ADAPTER_FILE).stat().st_size
+        print(f"{len(saved)} LoRA tensors reloaded and equal to the model's: {params:,} parameters in {dtypes}, "
+              f"{size / 1e6:.1f} MB on disk.")
     return len(saved)
 
 
-def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = True) -> Path:
-    """Save the adapter (and tokenizer) to ``path`` atomically: temp folder, reload check, then rename."""
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write into; on success it replaces ``path``, on failure it goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    recover(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # a write that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    backups = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if backups and not path.exists():  # killed between the two renames below: put the old one back
+        os.replace(backups.pop(), path)
+    for old in backups:
+        shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        yield tmp
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        if path.exists():
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists():
+                os.replace(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = True) -> Path:
+    """``model.save_pretrained`` and ``tokenizer.save_pretrained`` into ``path`` all or nothing, checked before the swap."""
+    with atomic_folder(path) as tmp:
         model.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        checked = verify_adapter(model, tmp) if check else None
-        _swap(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        checked = check_adapter(model, tmp, quiet=True) if check else None
     print(f"Saved the adapter to {path}" + (f" ({checked} tensors reloaded and checked)." if check else "."))
-    return path
-
-
-def _swap(new: Path, path: Path) -> None:
-    """Put ``new`` at ``path``; an old ``path`` is renamed aside first and deleted only after."""
-    if not path.exists():
-        os.replace(new, path)
-        return
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(path, old)
-    try:
-        os.replace(new, path)
-    except BaseException:
-        os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    return Path(path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

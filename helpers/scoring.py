@@ -194,8 +194,11 @@ def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
 
 
 def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
-                     max_new_tokens: int = 64, progress: bool = True) -> list[str]:
-    """Greedy answers to the records' Alpaca prompts, in batches (left-padded), each cut at EOS."""
+                     max_new_tokens: int = 64, progress: bool = True, **generate_kwargs) -> list[str]:
+    """Greedy answers to the records' Alpaca prompts, in batches (left-padded), each cut at EOS.
+
+    ``generate_kwargs`` go to ``model.generate`` (say, ``repetition_penalty=1.1``).
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -212,7 +215,8 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
             inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad(), max_new_tokens_only(model):
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                     **generate_kwargs)
             for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
                 if tokenizer.eos_token_id in ids:
                     ids = ids[:ids.index(tokenizer.eos_token_id)]

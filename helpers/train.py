@@ -1,13 +1,11 @@
-"""Train the course's LoRA adapter with the course recipe: the code path behind the commands, and the
-catch-up step of notebooks 05 and 06 when they run alone (Colab gives each notebook a fresh runtime).
+"""Train the course's LoRA adapter in one call: notebook 04's steps, for the ``course train`` command, and
+for notebooks 05 to 08 when they run alone in a fresh runtime without notebook 04's adapter.
 
-Notebook 04 teaches the same steps cell by cell; this module runs them in one call. Training
-checkpoints every ``recipe.save_steps`` steps into ``checkpoints/`` beside the adapter, and a new
-call resumes from the last complete checkpoint (``resume=False`` starts over). The adapter is
-saved atomically (``helpers.save``), and bad inputs fail early with a clear message (``helpers.errors``).
+Notebook 04 teaches the same calls cell by cell with the same numbers (``helpers.recipe``; a test
+compares them). Checkpoints go every ``recipe.save_steps`` steps into ``checkpoints/`` beside the adapter
+and a new call resumes from the last complete one; the adapter is saved all or nothing and checked.
 
-Example (``ensure_adapter`` trains only if outputs/lora_adapter is missing):
-    >>> path = ensure_adapter(choose_model())   # doctest: +SKIP
+Example:
     >>> train_adapter(choose_model())           # doctest: +SKIP
     Resuming from checkpoint-40 (step 40 of 60) in outputs/checkpoints.
 """
@@ -16,11 +14,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from helpers.data import format_alpaca, load_alpaca
 from helpers.paths import TRAIN_FILE, adapter_dir
 from helpers.recipe import Recipe
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a torchrun/accelerate launch (that one writes and prints)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
+    """``folder`` when it holds an adapter trained from ``model_name``, else None; says which."""
+    from helpers.checkpoints import same_model
+
+    config = Path(folder) / "adapter_config.json"
+    if not config.exists():
+        print(f"No adapter at {folder}: training one now with notebook 04's recipe.")
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not same_model(str(base), model_name):
+        print(f"The adapter at {folder} was trained from {base!r}, not {model_name!r}: training a new one.")
+        return None
+    print(f"Using the adapter notebook 04 saved: {folder}")
+    return Path(folder)
 
 
 def load_model(model_name: str, recipe: Recipe, **kwargs):
@@ -35,52 +55,36 @@ def load_model(model_name: str, recipe: Recipe, **kwargs):
 
 
 def add_lora(model, recipe: Recipe):
-    """Attach LoRA adapters to the seven projection matrices of every layer."""
+    """``FastLanguageModel.get_peft_model`` with the recipe: adapters on the seven projections of every layer."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.get_peft_model(
-        model,
-        r=recipe.r,
-        target_modules=list(recipe.target_modules),
-        lora_alpha=recipe.lora_alpha,
-        lora_dropout=recipe.lora_dropout,
-        bias="none",
-        use_gradient_checkpointing=recipe.use_gradient_checkpointing,
-        random_state=recipe.seed,
-        use_dora=recipe.use_dora,
-    )
+        model, r=recipe.r, target_modules=list(recipe.target_modules), lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout, bias="none", use_gradient_checkpointing=recipe.use_gradient_checkpointing,
+        random_state=recipe.seed, use_dora=recipe.use_dora)
+
+
+def sft_config(recipe: Recipe, output_dir: Path, **overrides):
+    """TRL's ``SFTConfig`` with the recipe, as notebook 04 writes it; ``overrides`` add to it."""
+    from trl import SFTConfig
+
+    settings = dict(
+        dataset_text_field="text", max_length=recipe.max_seq_length, packing=recipe.packing,
+        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps, warmup_steps=recipe.warmup_steps,
+        max_steps=recipe.max_steps, learning_rate=recipe.learning_rate, logging_steps=1, optim=recipe.optim,
+        weight_decay=recipe.weight_decay, lr_scheduler_type=recipe.lr_scheduler_type, seed=recipe.seed,
+        output_dir=str(output_dir), save_steps=recipe.save_steps, save_total_limit=2, report_to=recipe.report_to)
+    return SFTConfig(**{**settings, **overrides})
 
 
 def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path, callbacks: list | None = None,
                  **config_kwargs):
-    """A TRL SFTTrainer with the course's SFTConfig (checkpoints every ``recipe.save_steps``); ``config_kwargs`` add to it."""
-    from trl import SFTConfig, SFTTrainer
+    """A TRL ``SFTTrainer`` with :func:`sft_config`."""
+    from trl import SFTTrainer
 
-    settings = dict(
-        dataset_text_field="text",
-        max_length=recipe.max_seq_length,
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        warmup_steps=recipe.warmup_steps,
-        max_steps=recipe.max_steps,
-        learning_rate=recipe.learning_rate,
-        logging_steps=1,
-        optim=recipe.optim,
-        weight_decay=recipe.weight_decay,
-        lr_scheduler_type=recipe.lr_scheduler_type,
-        seed=recipe.seed,
-        output_dir=str(output_dir),
-        save_steps=recipe.save_steps,
-        save_total_limit=2,  # the last two checkpoints: enough to resume, small enough for Drive
-        report_to=recipe.report_to,
-    )
-    return SFTTrainer(
-        model=model,
-        processing_class=tokenizer,
-        train_dataset=dataset,
-        callbacks=callbacks,
-        args=SFTConfig(**{**settings, **config_kwargs}),
-    )
+    return SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, callbacks=callbacks,
+                      args=sft_config(recipe, output_dir, **config_kwargs))
 
 
 def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | None = None,
@@ -98,7 +102,7 @@ def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | Non
 
     recipe = recipe or Recipe.for_model(model_name)
     out = Path(out or adapter_dir())
-    main = _is_main_process()
+    main = is_main_process()
     records = load_alpaca(data_path)  # a bad or empty file fails here, before the model loads
     model, tokenizer = load_model(model_name, recipe, **(load_kwargs or {}))
     model = add_lora(model, recipe)
@@ -121,25 +125,3 @@ def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | Non
         save_adapter(model, tokenizer, out)
     trainer.accelerator.wait_for_everyone()
     return out
-
-
-def _is_main_process() -> bool:
-    """True unless this is a non-zero rank of a torchrun/accelerate launch."""
-    import os
-
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-
-
-def ensure_adapter(model_name: str, out: Path | None = None) -> Path:
-    """Return the saved adapter, training it first (with the course recipe) if it is not there yet."""
-    out = Path(out or adapter_dir())
-    config = out / "adapter_config.json"
-    if config.exists():
-        base = json.loads(config.read_text()).get("base_model_name_or_path")
-        if base == model_name:
-            print(f"Using the adapter saved by notebook 04: {out}")
-            return out
-        print(f"The adapter at {out} was trained on {base!r}, not {model_name!r}: training a new one.")
-    else:
-        print(f"No adapter at {out} yet: training one with the course recipe (notebook 04's steps).")
-    return train_adapter(model_name, out=out)

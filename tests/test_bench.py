@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import bench
+from tools import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def test_report_states_ratios_and_failures():
 
 
 def test_tiny_benchmark_runs_both_paths(tmp_path):
-    cmd = [sys.executable, "-m", "helpers.bench", "--size", "tiny", "--seq-len", "64", "--timed-steps", "2",
+    cmd = [sys.executable, "-m", "tools.bench", "--size", "tiny", "--seq-len", "64", "--timed-steps", "2",
            "--warmup-steps", "1", "--new-tokens", "4", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

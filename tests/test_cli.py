@@ -1,6 +1,6 @@
 """The `course` command end to end on the CPU with the tiny model: train, infer, merge, baseline.
 
-Each command runs in its own process (`python -m helpers.cli`, what the `course` entry point calls),
+Each command runs in its own process (`python -m tools.cli`, what the `course` entry point calls),
 so Unsloth's patches never leak into the other tests. Training is kept to 2 steps of 1 example.
 """
 
@@ -21,11 +21,11 @@ TINY_TRAIN = ["--config", "configs/tiny.yaml", "--model", "tiny", "--max-steps",
 
 
 def course(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `course ARGS` (as python -m helpers.cli) from the repository root, on the CPU, offline."""
+    """Run `course ARGS` (as python -m tools.cli) from the repository root, on the CPU, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": str(ROOT)}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.run([sys.executable, "-m", "helpers.cli", *args], cwd=ROOT, env=env, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(f"course {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
@@ -42,8 +42,8 @@ def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 def test_entry_point_is_declared():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["course"] == "helpers.cli:main"
-    from helpers.cli import COMMANDS
+    assert project["project"]["scripts"]["course"] == "tools.cli:main"
+    from tools.cli import COMMANDS
 
     assert set(COMMANDS) == {"train", "infer", "merge", "baseline"}
 
@@ -140,7 +140,7 @@ def test_merge_writes_16bit_model_that_matches_the_adapter(trained):
 def test_merge_check_tells_a_tie_from_a_different_model():
     """compare_greedy on a fake model whose logits are fixed: a flipped near-tie passes, a clear miss fails."""
     torch = pytest.importorskip("torch")
-    from helpers.cli import compare_greedy
+    from tools.cli import compare_greedy
 
     class Fake:
         device = "cpu"
@@ -186,7 +186,7 @@ def test_merge_check_tells_a_tie_from_a_different_model():
     ("\n\n", "no prompts"),
 ])
 def test_prompts_file_errors_name_the_line(tmp_path, content, expected):
-    from helpers.cli import read_prompts
+    from tools.cli import read_prompts
     from helpers.data import DataError
 
     path = tmp_path / "prompts.jsonl"
@@ -196,7 +196,7 @@ def test_prompts_file_errors_name_the_line(tmp_path, content, expected):
 
 
 def test_prompts_file_keeps_extra_keys_and_fills_input(tmp_path):
-    from helpers.cli import read_prompts
+    from tools.cli import read_prompts
 
     path = tmp_path / "prompts.jsonl"
     path.write_text('\ufeff{"instruction": "Even or odd?", "id": 3}\n', encoding="utf-8")

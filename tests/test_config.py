@@ -1,4 +1,4 @@
-"""helpers.config: defaults from the recipe, YAML < flags precedence, clear errors, device and precision choice."""
+"""tools.config: defaults from the recipe, YAML < flags precedence, clear errors, device and precision choice."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import (
-    ConfigError, CourseConfig, Hardware, load_config, read_yaml, resolve_placement, save_config,
-)
 from helpers.recipe import Recipe
+from helpers.runtime import RuntimeInfo
+from tools.config import ConfigError, CourseConfig, load_config, read_yaml, resolve_placement, save_config
+
+
+def Hardware(cuda: bool, bf16: bool = False, mps: bool = False, gpu_name: str | None = None) -> RuntimeInfo:
+    """The runtime facts resolve_placement reads, as helpers.runtime.runtime_info reports them."""
+    return RuntimeInfo(device="cuda" if cuda else "mps" if mps else "cpu", bf16=bf16, gpu_name=gpu_name)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,23 +50,24 @@ def test_precedence_flags_over_yaml_over_defaults(tmp_path):
     assert load_config([f"--config={path}"]).r == 8  # the = form too
 
 
-def test_yaml_types_are_coerced_where_safe(tmp_path):
+def test_yaml_is_read_as_yaml_1_2(tmp_path):
     path = write(tmp_path, "learning_rate: 2e-4\nmerge_check: off\nuse_gradient_checkpointing: false\n"
                            "target_modules: [q_proj, v_proj]\n")
     cfg = load_config(["--config", str(path)])
-    assert cfg.learning_rate == pytest.approx(2e-4)  # YAML 1.1 reads 2e-4 as a string
+    assert cfg.learning_rate == pytest.approx(2e-4)  # PyYAML's YAML 1.1 would read 2e-4 as a string
     assert cfg.merge_check == "off"  # and an unquoted off as false
     assert cfg.use_gradient_checkpointing is False
     assert cfg.recipe("m").target_modules == ["q_proj", "v_proj"]
 
 
 @pytest.mark.parametrize("text, message", [
-    ("lora_rnk: 8\n", "unknown field 'lora_rnk'; did you mean"),
-    ("lr: 0.001\n", "unknown field 'lr'; the course calls it 'learning_rate'"),
-    ("r: eight\n", "field 'r' must be an integer, got 'eight'"),
-    ("use_dora: 1\n", "field 'use_dora' must be true or false, got 1"),
-    ("device: gpu\n", "field 'device' must be one of 'auto', 'cuda', 'mps', 'cpu', got 'gpu'"),
-    ("target_modules: q_proj\n", "field 'target_modules' must be a list of strings"),
+    ("lora_alpah: 8\n", "unknown field 'lora_alpah'; did you mean 'lora_alpha'?"),
+    ("lr: 0.001\n", "unknown field 'lr'; known fields: model, data"),
+    ("r: eight\n", "field 'r': expected `int`, got `str`, got 'eight'"),
+    ("use_dora: 1\n", "field 'use_dora': expected `bool`, got `int`, got 1"),
+    ("use_dora: yes\n", "field 'use_dora': expected `bool`, got `str`, got 'yes'"),
+    ("device: gpu\n", "field 'device': invalid enum value 'gpu'"),
+    ("target_modules: q_proj\n", "field 'target_modules': expected `array`, got `str`"),
     ("lora_dropout: 1.5\n", "field 'lora_dropout' must be in [0, 1), got 1.5"),
     ("max_steps: 0\n", "field 'max_steps' must be at least 1"),
     ("learning_rate: 3\n", "field 'learning_rate' must be between 0 and 1"),

@@ -1,4 +1,4 @@
-"""Notebooks are committed clean and follow the course's Colab conventions."""
+"""Notebooks are committed clean, stamped from one template, and follow the course's Colab conventions."""
 
 import json
 import re
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tools import notebooks as stamp
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ALL = NOTEBOOKS + [stamp.WHOLE]
 REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 
 
@@ -16,13 +19,17 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def tagged(path: Path, tag: str) -> list[str]:
+    return ["".join(c["source"]) for c in load(path)["cells"] if tag in c.get("metadata", {}).get("tags", [])]
+
+
 def test_course_has_the_numbered_lessons():
     numbers = [p.name[:2] for p in NOTEBOOKS]
-    assert numbers[:6] == ["00", "01", "02", "03", "04", "05"]
+    assert numbers[:7] == ["00", "01", "02", "03", "04", "05", "06"]
     assert numbers == sorted(set(numbers)), "one notebook per number"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
     for i, cell in enumerate(load(path)["cells"]):
         if cell["cell_type"] == "code":
@@ -30,25 +37,48 @@ def test_committed_without_outputs(path):
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_colab_badge_points_at_this_notebook(path):
-    first = "".join(load(path)["cells"][0]["source"])
+def test_shared_cells_match_the_template():
+    """Every notebook's copy of a shared cell, and the whole-course notebook, is what the template makes."""
+    expected = stamp.expected()
+    stale = [p.name for p, nb in expected.items() if load(p) != nb]
+    assert not stale, f"run `python -m tools.notebooks stamp`: {stale} differ from tools/notebook_template"
+
+
+def test_the_check_notices_a_hand_edited_setup_cell(tmp_path, monkeypatch):
+    copy = tmp_path / "notebooks"
+    copy.mkdir()
+    for p in ALL:
+        (copy / p.name).write_text(p.read_text())
+    nb = load(copy / NOTEBOOKS[1].name)
+    setup = next(c for c in nb["cells"] if "course:setup" in c["metadata"].get("tags", []))
+    setup["source"][-1] += "  # edited by hand"
+    (copy / NOTEBOOKS[1].name).write_text(json.dumps(nb))
+    monkeypatch.setattr(stamp, "NOTEBOOKS", copy)
+    monkeypatch.setattr(stamp, "WHOLE", copy / stamp.WHOLE.name)
+    assert stamp.main(["check"]) == 1
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_badges_point_at_this_notebook(path):
+    (badges,) = tagged(path, "course:badges")
     slug = REPO_URL.split("github.com/")[1]
-    assert f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}" in first
+    assert f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}" in badges
+    assert f"https://kaggle.com/kernels/welcome?src=https://github.com/{slug}/blob/main/notebooks/{path.name}" in badges
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_setup_cell_installs_only_on_colab_from_the_one_url(path):
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_setup_cell_installs_only_on_colab_or_kaggle_from_the_one_url(path):
     code = ["".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "code"]
     setup = code[0]
+    assert tagged(path, "course:setup") == [setup], "the setup cell comes first, once"
     assert f'REPO_URL = "{REPO_URL}"' in setup
-    assert 'if "google.colab" in sys.modules:' in setup
-    assert "requirements-colab.txt" in setup
+    assert '"google.colab" in sys.modules' in setup and '"KAGGLE_KERNEL_RUN_TYPE" in os.environ' in setup
+    assert '"helpers", "install.py"' in setup
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(code)))
     assert urls <= {REPO_URL}, f"{path.name} names another repository URL: {urls - {REPO_URL}}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_asks_colab_for_a_t4_gpu(path):
     meta = load(path)["metadata"]
     assert meta["accelerator"] == "GPU"
@@ -56,16 +86,36 @@ def test_asks_colab_for_a_t4_gpu(path):
     assert meta["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS[1:] + [stamp.WHOLE], ids=lambda p: p.name)
 def test_has_a_papermill_parameters_cell(path):
-    cells = [c for c in load(path)["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(cells) == 1
-    assert "".join(cells[0]["source"]).startswith("COURSE_MODEL = ")
+    (cell,) = tagged(path, "parameters")
+    assert cell.startswith("COURSE_MODEL = ")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_every_code_cell_is_explained_by_markdown_before_it(path):
     cells = load(path)["cells"]
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "code":
             assert i > 0 and cells[i - 1]["cell_type"] == "markdown", f"{path.name} cell {i} has no markdown before it"
+
+
+def test_whole_course_holds_every_lesson_in_order():
+    whole = "".join("".join(c["source"]) for c in load(stamp.WHOLE)["cells"])
+    positions = []
+    for path in NOTEBOOKS:
+        own = [c for c in load(path)["cells"] if c["cell_type"] == "code" and not set(c["metadata"].get("tags", [])) & stamp.ONCE]
+        assert own, path.name
+        for cell in own:
+            assert "".join(cell["source"]) in whole, f"{path.name}: a code cell is missing from {stamp.WHOLE.name}"
+        positions.append(whole.index("".join(own[0]["source"])))
+    assert positions == sorted(positions), "lessons in course order"
+    assert whole.count('REPO_URL = "') == 1, "one setup cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_that_use_the_adapter_can_keep_it_on_drive(path):
+    code = "".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "code")
+    if "adapter_dir()" in code or "adapter" in tagged(path, "course:adapter")[0:1]:
+        assert tagged(path, "course:drive"), f"{path.name} reads or writes the adapter: it needs the Drive cell"
+        assert "USE_DRIVE" in tagged(path, "parameters")[0]

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from helpers.checkpoints import (last_checkpoint, list_checkpoints, resume_checkpoint, use_drive,
-                                 warn_if_drive_missing)
+from helpers.checkpoints import last_checkpoint, list_checkpoints, resume_checkpoint
+from helpers.paths import use_drive, warn_if_drive_missing
 from helpers.models import choose_model
 from helpers.paths import TRAIN_FILE
 from helpers.recipe import Recipe

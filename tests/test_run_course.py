@@ -4,7 +4,7 @@ import json
 
 import nbformat
 
-from helpers import run_course
+from tools import run_course
 
 
 def write_nb(path, *sources, parameters=True):

@@ -218,7 +218,7 @@ def test_no_max_length_warning_when_the_config_sets_one(tiny, caller):
     """Unsloth on a GPU sets ``generation_config.max_length`` to the context size; generating must not warn per call."""
     from transformers.utils import logging as hf_logging
 
-    from helpers.cli import greedy
+    from tools.cli import greedy
     from helpers.scoring import generate_answers
 
     model, tokenizer = tiny

@@ -23,7 +23,7 @@ SECTION = "Notebooks"
 
 
 def course_notebooks() -> list[Path]:
-    """The course's notebooks in course order (the same glob as helpers.run_course)."""
+    """The course's notebooks in course order (the same glob as tools.run_course)."""
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 

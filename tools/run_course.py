@@ -5,7 +5,7 @@ Each notebook runs in a fresh kernel, in course order, from the notebooks/ folde
 notebook: passed or failed, seconds, final training loss if it trained) go to ``--out``.
 
 Example:
-    python -m helpers.run_course --out outputs/course --model tiny
+    python -m tools.run_course --out outputs/course --model tiny
 """
 
 from __future__ import annotations

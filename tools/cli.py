@@ -1,6 +1,6 @@
 """The ``course`` command: train, infer, merge and baseline, on the same helpers as the notebooks.
 
-Each subcommand reads a :class:`helpers.config.CourseConfig` (defaults, then ``--config FILE``, then
+Each subcommand reads a :class:`tools.config.CourseConfig` (defaults, then ``--config FILE``, then
 flags), saves the resolved config as ``course_config.yaml`` beside its outputs, and calls the helpers
 that notebooks 04-06 use: ``helpers.train`` to train, ``helpers.scoring`` to answer and score.
 
@@ -9,7 +9,7 @@ Example:
     course baseline --config configs/tiny.yaml --eval-limit 50
     course infer    --config configs/tiny.yaml --instruction "Is the number even or odd?" --input "67693"
     course merge    --config configs/tiny.yaml
-    accelerate launch --multi_gpu --num_processes 2 -m helpers.cli train --config configs/llama3-8b-t4.yaml
+    accelerate launch --multi_gpu --num_processes 2 -m tools.cli train --config configs/llama3-8b-t4.yaml
 
     >>> main(["--help"])   # doctest: +SKIP
 """
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from helpers.config import ConfigError, CourseConfig, Placement, load_config, save_config
+from tools.config import ConfigError, CourseConfig, Placement, load_config, save_config
 
 USAGE = """usage: course {train,infer,merge,baseline} [--config FILE.yaml] [--FIELD VALUE ...]
 
@@ -39,7 +39,7 @@ commands:
 
 Settings: defaults < the YAML file given by --config < flags. See `course train --help` for every
 field, configs/*.yaml for examples and docs/commands.md for the notebook-to-command path.
-Multi-GPU (data parallel): accelerate launch --multi_gpu --num_processes 2 -m helpers.cli train --config FILE
+Multi-GPU (data parallel): accelerate launch --multi_gpu --num_processes 2 -m tools.cli train --config FILE
 """
 
 
@@ -66,8 +66,8 @@ def import_unsloth() -> None:
 
 
 def placement_for(cfg: CourseConfig) -> Placement:
-    """Device, precision and DDP rank for this process (see helpers.config.resolve_placement)."""
-    from helpers.config import resolve_placement
+    """Device, precision and DDP rank for this process (see tools.config.resolve_placement)."""
+    from tools.config import resolve_placement
 
     placement = resolve_placement(cfg)
     if placement.distributed and placement.device == "cuda":
@@ -75,11 +75,6 @@ def placement_for(cfg: CourseConfig) -> Placement:
 
         torch.cuda.set_device(placement.local_rank)
     return placement
-
-
-def is_main_process(placement: Placement) -> bool:
-    """True for the process that writes files and prints summaries (rank 0, or the only one)."""
-    return int(os.environ.get("RANK", placement.local_rank)) == 0
 
 
 def resolve_report_to(cfg: CourseConfig) -> str:
@@ -201,10 +196,10 @@ def cmd_train(cfg: CourseConfig) -> int:
     """Train a LoRA adapter (notebook 04's steps, through helpers.train.train_adapter)."""
     import dataclasses
 
-    from helpers.train import train_adapter
+    from helpers.train import is_main_process, train_adapter
 
     placement = placement_for(cfg)
-    main = is_main_process(placement)
+    main = is_main_process()
     model_path = cfg.model_path()
     recipe = dataclasses.replace(cfg.recipe(model_path), report_to=resolve_report_to(cfg))
     out_dir = Path(cfg.output_dir)

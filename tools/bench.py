@@ -13,8 +13,8 @@ length; the attention term as in the PaLM paper), divided by the GPU's dense bf1
 neither gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure.
 
 Examples:
-    python -m helpers.bench --size tiny                      # CPU, seconds: proves the script works
-    python -m helpers.bench --size 8b --timed-steps 20       # a GPU with >= 24 GB to hold both runs
+    python -m tools.bench --size tiny                      # CPU, seconds: proves the script works
+    python -m tools.bench --size 8b --timed-steps 20       # a GPU with >= 24 GB to hold both runs
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ def main(cfg: BenchConfig) -> int:
     for path in cfg.paths:
         result_file = cfg.out / f"result-{path}.json"
         result_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "helpers.bench", "--worker", path, "--cfg-json", json.dumps(asdict(cfg), default=str)]
+        cmd = [sys.executable, "-m", "tools.bench", "--worker", path, "--cfg-json", json.dumps(asdict(cfg), default=str)]
         proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent)
         if proc.returncode == 0 and result_file.exists():
             results.append(json.loads(result_file.read_text()))

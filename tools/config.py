@@ -1,11 +1,11 @@
 """The commands' typed configuration: defaults, then a YAML file, then command-line flags.
 
 Every field of :class:`CourseConfig` can be set in a YAML file (``--config configs/tiny.yaml``) and
-overridden on the command line (``--max-steps 20``); the command line wins over the file, the file
-over the defaults. The LoRA and training fields have the names of :class:`helpers.recipe.Recipe` (the
-names of the ``get_peft_model`` and ``SFTConfig`` arguments in notebooks 02 and 04), and their
-defaults come from it, so notebooks and commands train with the same numbers. A bad value raises
-:class:`ConfigError` naming the field and where it came from (the file, or the command line).
+overridden on the command line (``--max-steps 20``). Two libraries do the work: ``msgspec`` checks the
+YAML values against the field types, ``tyro`` parses the flags. The LoRA and training fields have the
+names of the ``get_peft_model`` and ``SFTConfig`` arguments, and their defaults come from
+:class:`helpers.recipe.Recipe`, the numbers the notebooks write (``tests/test_recipe_parity.py``).
+A bad value raises :class:`ConfigError` naming the field and where it came from.
 
 Example:
     >>> cfg = load_config(["--model", "tiny", "--r", "8"])
@@ -20,14 +20,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import types
-import typing
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from helpers.recipe import Recipe
+from helpers.runtime import RuntimeInfo
 
 _R = Recipe()  # the recipe's defaults: the single source of the numbers below
 CONFIG_FILE_NAME = "course_config.yaml"  # the resolved config, saved beside each command's outputs
@@ -40,19 +40,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class CourseConfig:
-    """Settings for `course train | infer | merge | baseline` (defaults < --config YAML < flags)."""
+    """Settings for `course train | infer | merge | baseline | export` (defaults < --config YAML < flags)."""
 
     # --- model, data and outputs -------------------------------------------------------------
     model: str = "auto"
     """Base model: 'auto' (8B on a GPU, tiny elsewhere), 'tiny', a hub name or a local folder."""
     data: str = "data/train.jsonl"
-    """Training data: Alpaca records in .jsonl or .csv (relative paths start at the current folder)."""
+    """Training data: Alpaca records in .jsonl, .json or .csv (relative paths start at the current folder)."""
     eval_data: str = "data/eval.jsonl"
     """Held-out records with a 'family' field, scored by baseline and infer --eval."""
     output_dir: str = "outputs/run"
-    """Where outputs go: lora_adapter/, checkpoints/, tensorboard/, baseline/, infer/, merged_16bit/."""
+    """Where outputs go: lora_adapter/, checkpoints/, tensorboard/, baseline/, infer/, merged_16bit/, gguf/."""
     adapter: str | None = None
-    """Adapter folder for infer and merge (default: OUTPUT_DIR/lora_adapter)."""
+    """Adapter folder for infer, merge and export (default: OUTPUT_DIR/lora_adapter)."""
 
     # --- LoRA (notebook 02) --------------------------------------------------------------------
     r: int = _R.r
@@ -74,9 +74,9 @@ class CourseConfig:
     gradient_accumulation_steps: int = _R.gradient_accumulation_steps
     """Steps whose gradients add up before each optimizer update."""
     max_steps: int | None = None
-    """Optimizer updates (default: the recipe's, 60 for 8B and 200 for the tiny model)."""
+    """Optimizer updates (default: the recipe's for the model; see helpers/recipe.py)."""
     learning_rate: float | None = None
-    """Peak learning rate (default: the recipe's, 2e-4 for 8B and 5e-3 for the tiny model)."""
+    """Peak learning rate (default: the recipe's for the model)."""
     warmup_steps: int = _R.warmup_steps
     """Steps of linear warm-up."""
     weight_decay: float = _R.weight_decay
@@ -90,7 +90,9 @@ class CourseConfig:
     save_steps: int = _R.save_steps
     """Checkpoint every N steps."""
     use_gradient_checkpointing: Literal["unsloth"] | bool = _R.use_gradient_checkpointing
-    """Recompute activations to save memory: 'unsloth' (offloaded, fastest), true or false."""
+    """Recompute activations to save memory: 'unsloth' (offloaded to CPU RAM), true or false."""
+    packing: bool = _R.packing
+    """Pack short examples into full rows (padding-free), see notebook 04."""
     resume: bool = True
     """Resume from the last complete checkpoint in OUTPUT_DIR/checkpoints (--no-resume starts over)."""
 
@@ -124,7 +126,7 @@ class CourseConfig:
     generation_batch_size: int = 32
     """Prompts per generation batch."""
 
-    # --- merge (notebook 05's export) ------------------------------------------------------------
+    # --- merge and export (notebooks 05 and 08) ------------------------------------------------
     merged_dir: str | None = None
     """merge: where the merged 16-bit model goes (default: OUTPUT_DIR/merged_16bit)."""
     merge_check: Literal["strict", "warn", "off"] = "strict"
@@ -133,6 +135,8 @@ class CourseConfig:
     """merge: how many EVAL_DATA prompts the check uses."""
     merge_tolerance: float = 0.1
     """merge: a token counts as the same greedy choice within this many logit std-devs of the top."""
+    formats: list[str] = field(default_factory=lambda: ["merged_16bit", "q8_0", "ollama"])
+    """export: what to write: merged_16bit, merged_4bit, GGUF quantizations (q8_0, q4_k_m, f16, ...), ollama."""
 
     def source(self, name: str) -> str:
         """Where the value of field ``name`` came from: 'the defaults', the YAML file, or 'the command line'."""
@@ -151,9 +155,9 @@ class CourseConfig:
     def recipe(self, model_path: str | None = None) -> Recipe:
         """The :class:`Recipe` for this config: the model's recipe with every recipe field set here applied."""
         base = Recipe.for_model(model_path or self.model_path())
-        chosen = {n: getattr(self, n) for n in RECIPE_FIELDS if hasattr(self, n) and getattr(self, n) is not None}
+        chosen = {n: getattr(self, n) for n in RECIPE_FIELDS if getattr(self, n, None) is not None}
         chosen["target_modules"] = list(self.target_modules)
-        chosen["report_to"] = base.report_to  # the commands set logging themselves (see helpers.cli)
+        chosen["report_to"] = base.report_to  # the commands set logging themselves (see tools.cli)
         return dataclasses.replace(base, **chosen)
 
     def adapter_path(self) -> Path:
@@ -165,95 +169,29 @@ class CourseConfig:
         return Path(self.merged_dir) if self.merged_dir else Path(self.output_dir) / "merged_16bit"
 
 
-FIELDS = {f.name: f for f in fields(CourseConfig)}
-
-
-# --- checking values -------------------------------------------------------------------------------
-
-def _type_name(tp: Any) -> str:
-    """A readable name for a field's type."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
-    if origin is list:
-        return "a list of " + {str: "strings", int: "integers", float: "numbers"}.get(args[0], str(args[0]))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
-
-
-def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(ok, value) for ``value`` read from YAML against type ``tp``; numeric strings like '2e-4' become floats."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Literal:
-        if isinstance(value, bool) and not value and "off" in args:
-            value = "off"  # YAML 1.1 reads an unquoted `off` as false
-        return (value in args and type(value) in {type(a) for a in args}), value
-    if args and origin is not list:  # a union: the first member that accepts the value
-        for arg in args:
-            ok, out = _coerce(value, arg)
-            if ok:
-                return True, out
-        return False, value
-    if origin is list:
-        if not isinstance(value, list):
-            return False, value
-        items = [_coerce(v, args[0]) for v in value]
-        return all(ok for ok, _ in items), [v for _, v in items]
-    if tp is type(None):
-        return value is None, value
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
-            try:
-                return True, float(value)
-            except ValueError:
-                return False, value
-        return False, value
-    if tp is str:
-        return isinstance(value, str), value
-    return True, value
-
-
-_HINTS = typing.get_type_hints(CourseConfig)
-ALIASES = {  # names people try first -> the field (the recipe keeps the get_peft_model / SFTConfig names)
-    "rank": "r", "lora_r": "r", "lora_rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout",
-    "dora": "use_dora", "lr": "learning_rate", "steps": "max_steps", "batch_size": "per_device_train_batch_size",
-    "grad_accum": "gradient_accumulation_steps", "gradient_checkpointing": "use_gradient_checkpointing",
-    "output": "output_dir", "out": "output_dir", "train_data": "data", "model_name": "model",
-    "dtype": "precision", "scheduler": "lr_scheduler_type", "max_length": "max_seq_length",
-}
+FIELDS = [f.name for f in fields(CourseConfig)]
 
 
 def _rules(cfg: CourseConfig) -> list[tuple[str, str]]:
-    """(field, problem) for every value out of range."""
-    problems = []
-
-    def need(name: str, ok: bool, what: str) -> None:
-        """Record a problem with field ``name`` unless ``ok``."""
-        if not ok:
-            problems.append((name, f"must be {what}, got {getattr(cfg, name)!r}"))
-
-    for name in ("r", "lora_alpha", "max_seq_length", "per_device_train_batch_size",
-                 "gradient_accumulation_steps", "save_steps", "generation_batch_size"):
-        need(name, getattr(cfg, name) >= 1, "at least 1")
-    for name in ("max_steps", "eval_limit", "max_new_tokens"):
-        need(name, getattr(cfg, name) is None or getattr(cfg, name) >= 1, "at least 1 (or null for the default)")
-    need("merge_check_prompts", cfg.merge_check_prompts >= 1, "at least 1")
-    need("lora_dropout", 0.0 <= cfg.lora_dropout < 1.0, "in [0, 1)")
-    need("learning_rate", cfg.learning_rate is None or 0 < cfg.learning_rate < 1, "between 0 and 1 (e.g. 2e-4)")
-    need("warmup_steps", cfg.warmup_steps >= 0, "0 or more")
-    need("weight_decay", cfg.weight_decay >= 0, "0 or more")
-    need("merge_tolerance", cfg.merge_tolerance >= 0, "0 or more")
-    need("target_modules", len(cfg.target_modules) > 0 and all(m.strip() for m in cfg.target_modules),
-         "a non-empty list of module names (e.g. [q_proj, v_proj])")
-    for name in ("model", "data", "eval_data", "output_dir", "optim", "lr_scheduler_type"):
-        need(name, bool(str(getattr(cfg, name)).strip()), "a non-empty string")
+    """(field, problem) for every value out of range (the types are checked by msgspec and tyro)."""
+    at_least_1 = ["r", "lora_alpha", "max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps",
+                  "save_steps", "generation_batch_size", "merge_check_prompts"]
+    checks = [(n, getattr(cfg, n) >= 1, "at least 1") for n in at_least_1]
+    checks += [(n, getattr(cfg, n) is None or getattr(cfg, n) >= 1, "at least 1 (or null for the default)")
+               for n in ("max_steps", "eval_limit", "max_new_tokens")]
+    checks += [(n, bool(str(getattr(cfg, n)).strip()), "a non-empty string")
+               for n in ("model", "data", "eval_data", "output_dir", "optim", "lr_scheduler_type")]
+    checks += [
+        ("lora_dropout", 0.0 <= cfg.lora_dropout < 1.0, "in [0, 1)"),
+        ("learning_rate", cfg.learning_rate is None or 0 < cfg.learning_rate < 1, "between 0 and 1 (e.g. 2e-4)"),
+        ("warmup_steps", cfg.warmup_steps >= 0, "0 or more"),
+        ("weight_decay", cfg.weight_decay >= 0, "0 or more"),
+        ("merge_tolerance", cfg.merge_tolerance >= 0, "0 or more"),
+        ("target_modules", bool(cfg.target_modules) and all(m.strip() for m in cfg.target_modules),
+         "a non-empty list of module names (e.g. [q_proj, v_proj])"),
+        ("formats", bool(cfg.formats), "a non-empty list (e.g. [merged_16bit, q8_0, ollama])"),
+    ]
+    problems = [(name, f"must be {what}, got {getattr(cfg, name)!r}") for name, ok, what in checks if not ok]
     if cfg.instruction is not None and cfg.prompts is not None:
         problems.append(("prompts", "cannot be used together with 'instruction': give one prompt or a file"))
     return problems
@@ -266,36 +204,50 @@ def validate(cfg: CourseConfig) -> CourseConfig:
     return cfg
 
 
-# --- loading -------------------------------------------------------------------------------------
+def _yaml_loader():
+    """PyYAML's SafeLoader with YAML 1.2 scalars: 2e-4 is a float and only true/false are booleans (not on/off)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    return Loader
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The checked values of a YAML config file (unknown or mistyped fields raise ConfigError naming the file)."""
+    """The checked values of a YAML config file; unknown or mistyped fields raise ConfigError naming the file."""
+    import msgspec
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of field: value, got {type(data).__name__}")
-    values = {}
-    for key, value in data.items():
+    for key in data:
         if key not in FIELDS:
-            if key in ALIASES:
-                raise ConfigError(f"{path}: unknown field '{key}'; the course calls it '{ALIASES[key]}'")
-            close = difflib.get_close_matches(str(key), FIELDS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known fields: {', '.join(FIELDS)}"
-            raise ConfigError(f"{path}: unknown field '{key}'{hint}")
-        ok, value = _coerce(value, _HINTS[key])
-        if not ok:
-            raise ConfigError(f"{path}: field '{key}' must be {_type_name(_HINTS[key])}, got {data[key]!r}")
-        values[key] = value
-    return values
+            close = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.75)
+            hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(FIELDS)}"
+            raise ConfigError(f"{path}: unknown field '{key}'; {hint}")
+    try:
+        checked = msgspec.convert(dict(data), CourseConfig)
+    except msgspec.ValidationError as err:  # e.g. "Expected `int`, got `str` - at `$.r`"
+        message, _, where = str(err).partition(" - at `$.")
+        name = where.rstrip("`").split(".")[0].split("[")[0]
+        raise ConfigError(f"{path}: field '{name}': {message[0].lower() + message[1:]}, got {data.get(name)!r}") from None
+    return {key: getattr(checked, key) for key in data}
 
 
 def split_config_flag(args: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -322,34 +274,21 @@ def load_config(args: Sequence[str] = (), config_path: str | Path | None = None,
     path = flag_path or config_path
     from_file = read_yaml(path) if path else {}
     base = CourseConfig(**from_file)
-    cfg = tyro.cli(CourseConfig, default=base, args=rest, prog=prog,
-                   description=description or CourseConfig.__doc__)
-    sources = {}
-    for f in FIELDS:
-        if getattr(cfg, f) != getattr(base, f):
-            sources[f] = "the command line"
-        elif f in from_file:
-            sources[f] = str(path)
+    cfg = tyro.cli(CourseConfig, default=base, args=rest, prog=prog, description=description or CourseConfig.__doc__)
+    sources = {f: "the command line" for f in FIELDS if getattr(cfg, f) != getattr(base, f)}
+    sources.update({f: str(path) for f in from_file if f not in sources})
     cfg._sources, cfg._file = sources, (str(path) if path else None)
     return validate(cfg)
 
 
-def to_dict(cfg: CourseConfig, resolved: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The config's fields as plain data (``resolved`` fills fields left to the recipe, e.g. max_steps)."""
-    data = {f: getattr(cfg, f) for f in FIELDS}
-    for key, value in (resolved or {}).items():
-        if key in FIELDS and data[key] is None:
-            data[key] = value
-    return data
-
-
 def to_yaml(cfg: CourseConfig, resolved: Mapping[str, Any] | None = None, header: str = "") -> str:
-    """The config as YAML that :func:`load_config` reads back (``header`` lines become comments)."""
+    """The config as YAML that :func:`load_config` reads back (``resolved`` fills fields left to the recipe)."""
     import yaml
 
-    body = yaml.safe_dump(to_dict(cfg, resolved), sort_keys=False, default_flow_style=None, width=100)
-    comments = "".join(f"# {line}\n" for line in header.splitlines())
-    return comments + body
+    data = {f: getattr(cfg, f) for f in FIELDS}
+    data.update({k: v for k, v in (resolved or {}).items() if k in data and data[k] is None})
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + body
 
 
 def save_config(cfg: CourseConfig, folder: str | Path, resolved: Mapping[str, Any] | None = None,
@@ -365,27 +304,6 @@ def save_config(cfg: CourseConfig, folder: str | Path, resolved: Mapping[str, An
 
 
 # --- hardware: device, precision and the process's place in a multi-GPU run -------------------------
-
-@dataclass(frozen=True)
-class Hardware:
-    """What this machine offers: CUDA (and whether its GPU has bf16) and Apple MPS."""
-
-    cuda: bool
-    bf16: bool = False
-    mps: bool = False
-    gpu_name: str | None = None
-
-    @classmethod
-    def detect(cls) -> "Hardware":
-        """Ask torch. bf16 counts only where the GPU has it natively (Ampere+), not emulated as on a T4."""
-        import torch
-
-        if torch.cuda.is_available():
-            return cls(cuda=True, bf16=torch.cuda.is_bf16_supported(including_emulation=False),
-                       gpu_name=torch.cuda.get_device_name())
-        mps = getattr(torch.backends, "mps", None)
-        return cls(cuda=False, mps=bool(mps and mps.is_available()))
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -435,23 +353,24 @@ class Placement:
         return f"device: {where}, precision: {what}{rank}"
 
 
-def resolve_placement(cfg: CourseConfig, hardware: Hardware | None = None,
+def resolve_placement(cfg: CourseConfig, hardware: RuntimeInfo | None = None,
                       env: Mapping[str, str] | None = None) -> Placement:
     """Pick device and precision from ``cfg.device`` / ``cfg.precision`` and the hardware; ConfigError if impossible."""
-    hw = hardware or Hardware.detect()
+    from helpers.runtime import runtime_info
+
+    hw = hardware or runtime_info()
     env = os.environ if env is None else env
-    where = cfg.source("device")
-    device = cfg.device
+    where, why = cfg.source("device"), cfg.source("precision")
+    device, precision = cfg.device, cfg.precision
     if device == "auto":
-        device = "cuda" if hw.cuda else "mps" if hw.mps else "cpu"
-    elif device == "cuda" and not hw.cuda:
+        device = hw.device
+    elif device == "cuda" and hw.device != "cuda":
         raise ConfigError(f"{where}: field 'device' is 'cuda' but torch sees no CUDA GPU; use 'auto' or 'cpu'")
-    elif device == "mps" and not hw.mps:
+    elif device == "mps" and hw.device != "mps":
         raise ConfigError(f"{where}: field 'device' is 'mps' but Apple MPS is not available; use 'auto' or 'cpu'")
-    elif device == "cpu" and hw.cuda:
+    elif device == "cpu" and hw.device == "cuda":
         raise ConfigError(f"{where}: field 'device' is 'cpu' but a CUDA GPU is visible to this process; "
                           "the command hides it only before torch is imported (or set CUDA_VISIBLE_DEVICES='')")
-    precision, why = cfg.precision, cfg.source("precision")
     if device == "cuda":
         if precision == "auto":
             precision = "bf16" if hw.bf16 else "fp16"
@@ -459,14 +378,11 @@ def resolve_placement(cfg: CourseConfig, hardware: Hardware | None = None,
             raise ConfigError(f"{why}: field 'precision' is 'bf16' but this GPU ({hw.gpu_name}) has no native "
                               "bfloat16 (it needs compute capability 8.0+, e.g. A100, L4, RTX 30xx); "
                               "use 'fp16' or 'auto'")
-    elif device == "mps":
-        if precision == "auto":
-            precision = "fp32"  # no autocast by default on MPS: fp16 AMP there is not reliable for training
-    else:
-        if precision == "fp16":
-            raise ConfigError(f"{why}: field 'precision' is 'fp16' but the device is the CPU, which has no fast "
-                              "float16; use 'auto' (Unsloth picks bf16 or fp32) or 'fp32'")
-    world_size = int(env.get("WORLD_SIZE", "1") or 1)
-    local_rank = int(env.get("LOCAL_RANK", "0") or 0)
-    return Placement(device=device, precision=precision, local_rank=local_rank, world_size=world_size,
+    elif device == "mps" and precision == "auto":
+        precision = "fp32"  # no autocast by default on MPS: fp16 AMP there is not reliable for training
+    elif device == "cpu" and precision == "fp16":
+        raise ConfigError(f"{why}: field 'precision' is 'fp16' but the device is the CPU, which has no fast "
+                          "float16; use 'auto' (Unsloth picks bf16 or fp32) or 'fp32'")
+    return Placement(device=device, precision=precision, local_rank=int(env.get("LOCAL_RANK", "0") or 0),
+                     world_size=int(env.get("WORLD_SIZE", "1") or 1),
                      gpu_name=hw.gpu_name if device == "cuda" else None, forced_cpu=cfg.device == "cpu")

@@ -12,7 +12,7 @@ Example:
     ['classify_json', 'sentiment', 'quantity_kind', 'parity', 'compare']
     >>> solve(records[3]["family"], records[3]["instruction"], records[3]["input"]) == records[3]["output"]
     True
-    >>> train, evals = build(Path("data"))  # what python -m helpers.datagen does  # doctest: +SKIP
+    >>> train, evals = build(Path("data"))  # what python -m tools.datagen does  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def build(out_dir: Path, n_train: int = N_TRAIN, n_eval: int = N_EVAL, seed: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: python -m helpers.datagen [--out data] [--seed 3407] [--n-train 1200] [--n-eval 150]."""
+    """Command line: python -m tools.datagen [--out data] [--seed 3407] [--n-train 1200] [--n-eval 150]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "data")
     parser.add_argument("--seed", type=int, default=SEED)

@@ -1,0 +1,152 @@
+"""One source for every number: the hyperparameters the notebooks write as literals, the recipe that
+helpers.train and the `course` command train with, the shipped configs, and the docs tables must agree.
+
+The notebooks' calls are read with `ast` (never executed): the keyword arguments of
+`FastLanguageModel.from_pretrained`, `get_peft_model` and `SFTConfig`, and the `max_steps` /
+`learning_rate` assignments of notebook 04 (the 8B values, and the tiny model's under `if is_tiny(...)`).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers.recipe import TINY, Recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+RECIPE = Recipe()
+# notebook keyword -> recipe field, where the names differ
+RENAMED = {"random_state": "seed", "max_length": "max_seq_length"}
+
+
+def code_of(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    """Every call of a function or method called ``name``."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)]
+
+
+def literal_kwargs(call: ast.Call) -> dict:
+    """The keyword arguments whose values are literals (names and expressions are left out)."""
+    out = {}
+    for kw in call.keywords:
+        try:
+            out[kw.arg] = ast.literal_eval(kw.value)
+        except ValueError:
+            continue
+    return out
+
+
+def assignments(tree: ast.AST, name: str) -> list[tuple[object, bool]]:
+    """(value, under an `if is_tiny(...)`) for each `name = literal` in the code."""
+    found = []
+
+    def visit(node: ast.AST, tiny: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            under = tiny or (isinstance(child, ast.If) and "is_tiny" in ast.unparse(child.test))
+            if isinstance(child, ast.Assign) and any(getattr(t, "id", None) == name for t in child.targets):
+                found.append((ast.literal_eval(child.value), tiny))
+            visit(child, under)
+
+    visit(tree, False)
+    return found
+
+
+def check_against_recipe(kwargs: dict, where: str) -> list[str]:
+    """The keyword arguments whose value differs from the recipe field of the same (or mapped) name."""
+    problems = []
+    for key, value in kwargs.items():
+        field = RENAMED.get(key, key)
+        if hasattr(RECIPE, field) and value is not Ellipsis:
+            expected = getattr(RECIPE, field)
+            if isinstance(value, list) and Ellipsis in value:
+                continue
+            if value != expected and not (field == "lora_dropout" and value == 0 and expected == 0.0):
+                problems.append(f"{where}: {key}={value!r}, the recipe has {expected!r}")
+    return problems
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_notebook_literals_match_the_recipe(path):
+    tree = ast.parse(code_of(path))
+    problems = []
+    for name in ("get_peft_model", "SFTConfig"):
+        for call in calls(tree, name):
+            problems += check_against_recipe(literal_kwargs(call), f"{path.name} {name}")
+    for call in calls(tree, "from_pretrained"):
+        kwargs = literal_kwargs(call)
+        if "max_seq_length" in kwargs:
+            problems += check_against_recipe({"max_seq_length": kwargs["max_seq_length"]}, f"{path.name} from_pretrained")
+        if "load_in_4bit" in kwargs:
+            assert kwargs["load_in_4bit"] is True, f"{path.name}: the course loads in 4-bit"
+    assert not problems, "\n".join(problems)
+
+
+def test_notebook_04_writes_the_whole_recipe():
+    tree = ast.parse(code_of(ROOT / "notebooks" / "04_sft_training.ipynb"))
+    (peft,) = calls(tree, "get_peft_model")
+    (config,) = calls(tree, "SFTConfig")
+    lora = literal_kwargs(peft)
+    sft = literal_kwargs(config)
+    assert {"r", "target_modules", "lora_alpha", "lora_dropout", "use_gradient_checkpointing", "random_state"} <= set(lora)
+    assert {"max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "optim",
+            "weight_decay", "lr_scheduler_type", "seed", "save_steps", "packing"} <= set(sft)
+    steps, rates = assignments(tree, "max_steps"), assignments(tree, "learning_rate")
+    assert (RECIPE.max_steps, False) in steps and (TINY["max_steps"], True) in steps, steps
+    assert (RECIPE.learning_rate, False) in rates and (TINY["learning_rate"], True) in rates, rates
+
+
+def test_the_command_line_trains_with_the_notebook_values(tmp_path):
+    """helpers.train.sft_config (what `course train` and the catch-up cells use) gives notebook 04's SFTConfig."""
+    import unsloth  # noqa: F401  (Unsloth patches TRL's SFTConfig, as in the notebook)
+
+    from helpers.train import sft_config
+
+    tree = ast.parse(code_of(ROOT / "notebooks" / "04_sft_training.ipynb"))
+    notebook = literal_kwargs(calls(tree, "SFTConfig")[0])
+    from trl import SFTConfig
+
+    built = sft_config(RECIPE, tmp_path)
+    written = SFTConfig(output_dir=str(tmp_path), **notebook)  # as the notebook builds it (Unsloth may adapt both)
+    for key in notebook:
+        assert getattr(built, key) == getattr(written, key), f"SFTConfig {key}: notebook {getattr(written, key)!r}, helpers.train {getattr(built, key)!r}"
+    assert (built.max_steps, built.learning_rate) == (RECIPE.max_steps, RECIPE.learning_rate)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_say_the_recipe(path):
+    from tools.config import read_yaml
+
+    values = read_yaml(path)
+    recipe = Recipe(**TINY) if values.get("model") == "tiny" else Recipe()
+    for key, value in values.items():
+        if hasattr(recipe, key) and value is not None and key != "report_to":
+            assert value == getattr(recipe, key), f"{path.name}: {key}={value!r}, the recipe has {getattr(recipe, key)!r}"
+
+
+def test_docs_tables_say_the_recipe():
+    """The notebook-to-command table in docs/commands.md shows the calls with their arguments."""
+    text = (ROOT / "docs" / "commands.md").read_text()
+    spans = re.findall(r"`((?:get_peft_model|SFTConfig|FastLanguageModel\.from_pretrained)\(.*?\))`", text)
+    assert len(spans) >= 2, "the table should show get_peft_model(...) and SFTConfig(...)"
+    problems = []
+    for span in spans:
+        call = ast.parse(span.replace("[...]", "...")).body[0].value
+        problems += check_against_recipe(literal_kwargs(call), f"docs/commands.md {span[:30]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_drifted_value_is_caught():
+    """The check itself can fail: a notebook value that differs from the recipe is reported."""
+    call = ast.parse("get_peft_model(model, r=8, lora_alpha=16, random_state=1)").body[0].value
+    assert check_against_recipe(literal_kwargs(call), "x") == [
+        "x: r=8, the recipe has 16", "x: random_state=1, the recipe has 3407"]
