@@ -362,6 +362,14 @@ def cmd_merge(cfg: CourseConfig) -> int:
     return 0
 
 
+def end_process_group() -> None:
+    """Under ``accelerate launch``: leave the process group cleanly (torch warns at exit when nobody did)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def is_quantized(model) -> bool:
     """True when the model holds bitsandbytes 4-bit layers."""
     return any(type(m).__name__ == "Linear4bit" for m in model.modules())
@@ -444,7 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         PREFLIGHT.get(command, lambda _: None)(cfg)
         prepare_environment(cfg)
         import_unsloth()
-        return COMMANDS[command](cfg)
+        try:
+            return COMMANDS[command](cfg)
+        finally:
+            end_process_group()
     except (ConfigError, DataError) as err:
         print(f"course {command}: error: {err}", file=sys.stderr)
         return 2
