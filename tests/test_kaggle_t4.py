@@ -191,6 +191,7 @@ def test_kernel_folder_holds_metadata_and_a_valid_notebook(tmp_path):
     notebook = nbformat.read(folder / meta["code_file"], as_version=4)
     nbformat.validate(notebook)
     assert [c.cell_type for c in notebook.cells][0] == "markdown"
+    assert notebook.metadata.kaggle.accelerator == "nvidiaTeslaT4" and notebook.metadata.kaggle.isInternetEnabled
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
 
 
@@ -358,7 +359,8 @@ def test_judge_kernel_error_says_where_it_stopped(tmp_path):
     outcome = t4.judge("error", write_outputs(tmp_path, {"result.json": result_json(stage="clone")}), "cell raised")
     assert outcome.code == t4.EXIT_KERNEL
     assert "ended with status 'error'; it stopped in stage 'clone'" in outcome.lines[-1]
-    assert f"is {SHA} pushed to https://github.com/unsloth-course/unsloth-course?" in outcome.lines[-1]
+    assert f"is {SHA} pushed to https://github.com/unsloth-course/unsloth-course, and may this Kaggle account use " \
+           "the internet in notebooks?" in outcome.lines[-1]
 
 
 def test_judge_kernel_error_wins_over_a_passing_report(tmp_path):

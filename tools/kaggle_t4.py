@@ -349,6 +349,9 @@ print(json.dumps(result, indent=2))
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
+            # What Kaggle writes into the notebooks it exports; the push itself takes kernel-metadata.json.
+            "kaggle": {"accelerator": "nvidiaTeslaT4", "isGpuEnabled": True, "isInternetEnabled": True,
+                       "language": "python", "sourceType": "notebook"},
         },
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -486,7 +489,8 @@ def judge(status: str | None, out_dir: Path, failure_message: str = "") -> Outco
         stage = result.get("stage")
         hint = f"; it stopped in stage '{stage}'" if stage and stage != "done" else ""
         if stage == "clone":
-            hint += f" (is {result.get('ref')} pushed to {result.get('repo_url')}?)"
+            hint += (f" (is {result.get('ref')} pushed to {result.get('repo_url')}, and may this Kaggle account use "
+                     "the internet in notebooks?)")
         if result.get("error"):
             hint += f": {result['error']}"
         lines.append(f"RESULT: the Kaggle kernel ended with status '{status}'{hint}")
