@@ -1,4 +1,4 @@
-"""Hugging Face tokens come from the environment or Colab's secrets; no notebook holds or prints one."""
+"""Hugging Face tokens come from the environment or Kaggle's or Colab's secrets; no notebook holds or prints one."""
 
 import json
 import re
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.secrets import hf_token
+from helpers.secrets import MissingTokenError, hf_token, in_kaggle
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -36,9 +36,81 @@ def colab(monkeypatch):
     monkeypatch.setitem(sys.modules, "google", google)
     monkeypatch.setitem(sys.modules, "google.colab", colab_mod)
     monkeypatch.setitem(sys.modules, "google.colab.userdata", colab_mod.userdata)
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "KAGGLE_KERNEL_RUN_TYPE"):
         monkeypatch.delenv(name, raising=False)
     return secrets
+
+
+class BackendError(Exception):
+    """What Kaggle's kaggle_web_client raises when a secret is not attached to the notebook."""
+
+
+@pytest.fixture
+def kaggle(monkeypatch):
+    """A stand-in for Kaggle's kaggle_secrets module (docker-python patches/kaggle_secrets.py) inside a Kaggle notebook."""
+    secrets: dict[str, str] = {}
+    calls: list[str] = []
+
+    class UserSecretsClient:
+        def get_secret(self, label):
+            calls.append(label)
+            if label not in secrets:
+                raise BackendError(f"Unexpected response from the service. Response: no secret {label}")
+            value = secrets[label]
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+    module = types.ModuleType("kaggle_secrets")
+    module.UserSecretsClient = UserSecretsClient
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", module)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return types.SimpleNamespace(secrets=secrets, calls=calls)
+
+
+def test_token_comes_from_kaggle_secrets(kaggle, capsys):
+    kaggle.secrets["HF_TOKEN"] = SECRET
+    token = hf_token()
+    assert token.value == SECRET and token.source == "Kaggle secret HF_TOKEN"
+    print(token, repr(token), f"{token}")
+    assert SECRET not in capsys.readouterr().out
+
+
+def test_kaggle_secret_not_attached_is_none_not_a_crash(kaggle):
+    assert hf_token() is None and kaggle.calls == ["HF_TOKEN"]
+    with pytest.raises(MissingTokenError, match="on Kaggle add a secret named HF_TOKEN"):
+        hf_token(required=True)
+
+
+@pytest.mark.parametrize("error", [ConnectionError("Please ensure internet is on."), RuntimeError("no JWT token")])
+def test_kaggle_client_errors_are_none(kaggle, error):
+    kaggle.secrets["HF_TOKEN"] = error
+    assert hf_token() is None
+
+
+def test_kaggle_secrets_are_not_asked_outside_kaggle(kaggle, monkeypatch):
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE")
+    kaggle.secrets["HF_TOKEN"] = SECRET
+    assert not in_kaggle()
+    assert hf_token() is None and kaggle.calls == []
+
+
+def test_environment_wins_over_kaggle(kaggle, monkeypatch):
+    kaggle.secrets["HF_TOKEN"] = "hf_from_kaggle_xxxxxxxxxxxxxxxxxxx"
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    assert hf_token().value == SECRET and kaggle.calls == []
+
+
+def test_kaggle_wins_over_a_colab_marker(kaggle, colab, monkeypatch):
+    # Kaggle's image is built on Colab's, so a Colab marker may be present on Kaggle too.
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-external-images")
+    kaggle.secrets["HF_TOKEN"] = SECRET
+    colab["HF_TOKEN"] = "hf_from_colab_xxxxxxxxxxxxxxxxxxxx"
+    token = hf_token()
+    assert token.value == SECRET and token.source == "Kaggle secret HF_TOKEN"
 
 
 def test_token_comes_from_colab_secrets(colab, capsys):
