@@ -265,22 +265,27 @@ def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
     changed = t4.rewrite_max_steps(root, 10)
     text = (root / "helpers" / "recipe.py").read_text()
     assert "    max_steps: int = 10\n" in text and "max_steps: int = 60" not in text
-    assert "max_steps=200" in text  # the tiny model's recipe is not the canary's business
+    assert '"max_steps": 200' in text  # the tiny model's recipe is not the canary's business
     assert changed[0] == "helpers/recipe.py: 1"
+    assert "notebooks/04_sft_training.ipynb: 1" in changed and "notebooks/whole_course.ipynb: 1" in changed
+    nb04 = (root / "notebooks" / "04_sft_training.ipynb").read_text()
+    assert "max_steps = 10 " in nb04 and "max_steps = 60" not in nb04 and "max_steps = 200" in nb04
     untouched = {p.name: p.read_text() for p in (ROOT / "notebooks").glob("*.ipynb")}
-    for path in (root / "notebooks").glob("*.ipynb"):  # notebooks without a literal are left byte for byte
-        if not re.search(r"\bmax_steps\s*=\s*\d", untouched[path.name]):
+    for path in (root / "notebooks").glob("*.ipynb"):  # notebooks without the 8B literal are left byte for byte
+        if not re.search(r"\bmax_steps\s*=\s*60\b", untouched[path.name]):
             assert path.read_text() == untouched[path.name]
 
 
 def test_rewrite_also_changes_a_literal_in_a_notebook(tmp_path):
     root = tmp_path / "course"
     (root / "notebooks").mkdir(parents=True)
+    (root / "helpers").mkdir()
+    (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("max_steps=60 in prose stays"),
                 nbformat.v4.new_code_cell("args = SFTConfig(\n    max_steps=60,\n    warmup_steps=5,\n)")]
     nbformat.write(nb, root / "notebooks" / "04_sft_training.ipynb")
-    assert t4.rewrite_max_steps(root, 10) == ["notebooks/04_sft_training.ipynb: 1"]
+    assert t4.rewrite_max_steps(root, 10) == ["helpers/recipe.py: 1", "notebooks/04_sft_training.ipynb: 1"]
     cells = nbformat.read(root / "notebooks" / "04_sft_training.ipynb", as_version=4).cells
     assert "max_steps=10," in cells[1].source and cells[0].source == "max_steps=60 in prose stays"
 

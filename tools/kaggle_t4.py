@@ -165,12 +165,13 @@ def build_metadata(kernel_id: str, code_file: str, machine_shape: str = MACHINE_
 
 
 def rewrite_max_steps(root, steps):
-    """Set the course's training step count to ``steps`` in a copy of the course at ``root``.
+    """Set the course's 8B training step count to ``steps`` in a copy of the course at ``root``.
 
-    Rewrites the default of ``max_steps: int = <n>`` in helpers/recipe.py (the 8B recipe that notebook 04
-    reads) and any literal ``max_steps=<n>`` in a notebook's code cells. Returns what changed; raises if
-    nothing did, so a refactor that moves the step count fails loudly instead of training the full recipe.
-    This function is copied verbatim into the Kaggle notebook, so it imports what it needs.
+    Reads the 8B recipe's step count from helpers/recipe.py (``max_steps: int = <n>``), rewrites that default,
+    and rewrites every ``max_steps = <n>`` / ``max_steps=<n>`` with that same value in the notebooks' code
+    cells (notebook 04 writes it as a literal; the tiny model's own value is left alone). Returns what
+    changed; raises if nothing did, so a refactor that moves the step count fails loudly instead of training
+    the full recipe. This function is copied verbatim into the Kaggle notebook, so it imports what it needs.
     """
     import json
     import re
@@ -178,25 +179,25 @@ def rewrite_max_steps(root, steps):
 
     root, steps, changed = Path(root), int(steps), []
     recipe = root / "helpers" / "recipe.py"
-    if recipe.is_file():
-        text, count = re.subn(r"^(\s*max_steps\s*:\s*int\s*=\s*)\d+", rf"\g<1>{steps}", recipe.read_text(), flags=re.M)
-        if count:
-            recipe.write_text(text)
-            changed.append(f"helpers/recipe.py: {count}")
-    for path in sorted((root / "notebooks").glob("*.ipynb")):
-        notebook, count = json.loads(path.read_text()), 0
-        for cell in notebook["cells"]:
-            if cell["cell_type"] == "code":
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                source, n = re.subn(r"\bmax_steps\s*=\s*\d+", f"max_steps={steps}", source)
-                if n:
-                    cell["source"], count = source, count + n
-        if count:
-            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-            changed.append(f"notebooks/{path.name}: {count}")
+    text = recipe.read_text() if recipe.is_file() else ""
+    found = re.search(r"^\s*max_steps\s*:\s*int\s*=\s*(\d+)", text, flags=re.M)
+    if found:
+        full = found.group(1)
+        recipe.write_text(text[:found.start(1)] + str(steps) + text[found.end(1):])
+        changed.append("helpers/recipe.py: 1")
+        for path in sorted((root / "notebooks").glob("*.ipynb")):
+            notebook, count = json.loads(path.read_text()), 0
+            for cell in notebook["cells"]:
+                if cell["cell_type"] == "code":
+                    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                    source, n = re.subn(rf"\bmax_steps(\s*)=(\s*){full}\b", rf"max_steps\g<1>=\g<2>{steps}", source)
+                    if n:
+                        cell["source"], count = source, count + n
+            if count:
+                path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+                changed.append(f"notebooks/{path.name}: {count}")
     if not changed:
-        raise RuntimeError("found no max_steps to rewrite in helpers/recipe.py or notebooks/: "
-                           "update rewrite_max_steps in tools/kaggle_t4.py")
+        raise RuntimeError("found no max_steps to rewrite in helpers/recipe.py: update rewrite_max_steps in tools/kaggle_t4.py")
     return changed
 
 

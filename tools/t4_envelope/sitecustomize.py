@@ -1,0 +1,22 @@
+"""Run an H100 inside a Colab T4's envelope: float16 only (no bfloat16) and at most 15 GiB of GPU memory.
+
+Put this folder first on PYTHONPATH and every Python process (notebook kernels included) imports it at
+start-up: it caps this process's share of GPU 0 with ``torch.cuda.set_per_process_memory_fraction``
+and reports compute capability 7.5 (a T4's), so Unsloth, TRL and the course choose float16 as they
+would on a T4. Tensor-core speed and bandwidth stay an H100's: this checks precision and memory, not time.
+
+    PYTHONPATH=tools/t4_envelope COURSE_MODEL=tiny python -m pytest --nbval-lax --nbval-current-env notebooks/
+"""
+
+import os
+
+import torch
+
+T4_GIB = float(os.environ.get("T4_ENVELOPE_GIB", "15"))
+
+if torch.cuda.is_available():
+    _total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, T4_GIB * 1024**3 / _total), 0)
+    torch.cuda.get_device_capability = lambda device=None: (7, 5)
+    torch.cuda.is_bf16_supported = lambda including_emulation=True: False
+    os.environ["T4_ENVELOPE"] = f"float16, {T4_GIB:g} GiB of {_total / 1024**3:.1f}"
