@@ -213,6 +213,8 @@ def test_paged_optimizer_saves_little_with_lora():
     state = adamw_8bit_state(lora_shapes(LLAMA3_8B, r=16), paged=True)
     assert round(state.bytes / MB) == 85 and round(state.pageable_bytes / MB) == 44
     assert f"so **{round(state.bytes / MB)} MB**" in page("concepts/qlora.md")
+    gradients_and_state = adapter_file_bytes(LLAMA3_8B, r=16) + state.bytes  # float32 gradients + Adam state
+    assert f"their 8-bit Adam state are {gradients_and_state / GIB:.2f} GiB" in page("concepts/qlora.md")
     assert f": {round(state.pageable_bytes / MB)} MB that could leave the GPU" in page("concepts/qlora.md")
     assert f"{round(state.bytes / MB)} MB of 8-bit Adam state" in page("troubleshooting.md")
     assert f"could move off the GPU is {round(state.pageable_bytes / MB)} MB" in page("troubleshooting.md")
