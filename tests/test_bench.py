@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_flops_formula_for_llama3_8b():
     arch = bench.ARCH["8b"]
-    per_token = bench.flops_per_token(arch, 2048)
     non_embedding = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
     assert non_embedding == 6_979_321_856
-    assert per_token == 6 * non_embedding + 12 * 32 * 4096 * 2048
+    # LoRA on a frozen base (the benchmark): no weight gradients for the base, full cost for the adapters
+    assert bench.flops_per_token(arch, 2048) == 4 * non_embedding + 6 * 41_943_040 + 12 * 32 * 4096 * 2048
+    assert bench.flops_per_token(arch, 2048, lora_r=None) == 6 * non_embedding + 12 * 32 * 4096 * 2048
 
 
 def test_peak_lookup():

@@ -7,10 +7,13 @@ full sequences, LoRA r=16 on all seven projections. Both paths use TRL's SFTTrai
 batches and optimizer; each runs in its own process (Unsloth patches transformers on import).
 
 Reported per path: training tokens/s over the timed steps, peak reserved GPU memory, MFU, and
-generation tokens/s (batch 1, 256 new tokens). MFU uses model FLOPs per trained token
-``6 * N + 12 * L * H * S`` (N: non-embedding parameters, L layers, H hidden size, S sequence
-length; the attention term as in the PaLM paper), divided by the GPU's dense bf16 peak. It counts
-neither gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure.
+generation tokens/s (batch 1, 256 new tokens). MFU is model FLOPs per trained token times tokens/s,
+divided by the GPU's dense bf16 peak. Both paths train LoRA on a frozen base, so the model FLOPs per
+token are ``4 * N + 6 * N_lora + 12 * L * H * S`` (``flops_per_token``): the frozen weights cost 2N
+forward and 2N backward (gradients for the activations only, none for the weights), the adapters a
+full 6 per parameter, and the attention scores the PaLM paper's 12 L H S, which no freezing changes
+because attention has no weights. Full fine-tuning would be 6N + 12 L H S. It counts neither
+gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure.
 
 Examples:
     python -m tools.bench --size tiny                      # CPU, seconds: proves the script works
@@ -73,12 +76,26 @@ class BenchConfig:
         return self.batch * self.grad_accum * self.seq_len
 
 
-def flops_per_token(arch: dict, seq_len: int) -> float:
-    """Model FLOPs per trained token: 6N + 12 L H S, N counting non-embedding weights."""
+def flops_per_token(arch: dict, seq_len: int, lora_r: int | None = 16) -> float:
+    """Model FLOPs per trained token, N counting the decoder's linear weights (no embedding or head).
+
+    With LoRA (``lora_r`` a rank, the benchmark's case) the base is frozen: each frozen weight costs
+    2 FLOPs forward and 2 backward (the gradient for its input; no gradient for the weight itself),
+    so 4N; each of the ``N_lora`` adapter weights costs the usual 6; the attention scores and their
+    use (QK^T and PV, 4 L H S forward) have no weights, so their backward is twice their forward
+    whatever is frozen: 12 L H S, as in the PaLM paper. ``lora_r=None`` gives full fine-tuning,
+    6N + 12 L H S. Gradient-checkpointing recomputation is not counted (these are model FLOPs).
+    """
     h, L, i = arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"]
     kv = h * arch["num_key_value_heads"] // arch["num_attention_heads"]
     per_layer = h * h * 2 + h * kv * 2 + 3 * h * i  # q, o; k, v; gate, up, down
-    return 6 * L * per_layer + 12 * L * h * seq_len
+    n = L * per_layer
+    attention = 12 * L * h * seq_len
+    if lora_r is None:
+        return 6 * n + attention
+    from helpers.memory import lora_parameters
+
+    return 4 * n + 6 * lora_parameters(arch, lora_r) + attention
 
 
 def peak_tflops(gpu_name: str | None) -> float | None:
@@ -280,7 +297,7 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     peak = torch.cuda.max_memory_reserved() / 1024**3 if gpu else None
     gpu_name = torch.cuda.get_device_name(0) if gpu else None
     tflops = peak_tflops(gpu_name)
-    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], cfg.seq_len) / (tflops * 1e12) if tflops else None
+    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], cfg.seq_len, cfg.r) / (tflops * 1e12) if tflops else None
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     gen = _generation_speed(model, tokenizer, cfg, path)
     return dict(path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,

@@ -1,0 +1,305 @@
+"""Every number the docs teach that code can compute is computed here and checked against the prose.
+
+The weight-memory table comes from ``helpers.memory`` (a Llama config in, bytes out, following
+transformers' and bitsandbytes' code), the adapter size from a real saved adapter, MFU from
+``helpers.bench.flops_per_token``, the Python floor from the pinned packages' metadata, and
+``repetition_penalty``'s reach from transformers' own ``generate``. A docs page that drifts from the
+code fails here, and so does code that drifts from the libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from helpers.memory import (GIB, LLAMA3_8B, MB, PROJECTIONS, adamw_8bit_state, adapter_file_bytes,
+                            llama_weight_memory, lora_parameters, lora_shapes, nf4_bytes, weight_memory_gib)
+
+try:  # the benchmark moves from helpers/ to tools/
+    from tools.bench import ARCH, PEAK_BF16_TFLOPS, flops_per_token
+except ImportError:
+    from helpers.bench import ARCH, PEAK_BF16_TFLOPS, flops_per_token
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_benchmark_shape_is_llama3_8b():
+    assert {k: ARCH["8b"][k] for k in LLAMA3_8B} == LLAMA3_8B
+
+
+def page(name: str) -> str:
+    """A docs page with its line breaks folded, so a phrase may wrap anywhere."""
+    return " ".join((DOCS / name).read_text(encoding="utf-8").split())
+
+
+def gib(n_bytes: float) -> str:
+    return f"{n_bytes / GIB:.2f} GiB"
+
+
+# --------------------------------------------------------------------------- the 4-bit weight table
+
+def test_llama3_8b_parameters_match_transformers():
+    """The table's modules are the model's parameters, shape for shape (built on the meta device: no memory)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**LLAMA3_8B))
+    table = llama_weight_memory(LLAMA3_8B)
+    assert table.params == sum(p.numel() for p in model.parameters()) == 8_030_261_248
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    for row in table.rows:
+        leaf = row.name.removeprefix("layers.*.").replace(".", r"\.")
+        pattern = re.compile(r"lm_head\.weight$" if row.name == "lm_head" else
+                             rf"model\.layers\.\d+\.(\w+\.)?{leaf}(\.weight)?$" if row.name.startswith("layers.")
+                             else rf"model\.{leaf}\.weight$")
+        matched = [shape for name, shape in shapes.items() if pattern.match(name)]
+        assert len(matched) == row.count and set(matched) == {row.shape}, row.name
+
+
+def test_tiny_model_parameters_match_its_file():
+    """The same function counts the embedded tiny model, whose tied embeddings have no separate head."""
+    from transformers import AutoConfig
+
+    from helpers.models import choose_model
+    from helpers.tiny import count_parameters
+
+    path = Path(choose_model("tiny"))
+    table = llama_weight_memory(AutoConfig.from_pretrained(path))
+    assert table.params == count_parameters(path)
+    assert "lm_head" not in {row.name for row in table.rows}
+
+
+def test_nf4_bytes_follow_bitsandbytes_quantize_4bit():
+    """bitsandbytes 0.50 quantize_4bit(compress_statistics=True), read from its source (module docstring of
+    helpers.memory): uint8 pairs, a uint8 absmax per 64, a float32 absmax per 256 blocks, a float32
+    offset, and the 16- and 256-entry float32 codes."""
+    q = nf4_bytes(4096 * 4096)
+    assert (q.packed, q.absmax, q.nested_absmax, q.offset, q.code_tables) == (8_388_608, 262_144, 4096, 4, 1088)
+    plain = nf4_bytes(4096 * 4096, double_quant=False)
+    assert plain.absmax == 4 * 262_144 and plain.nested_absmax == 0
+    assert nf4_bytes(344 * 128).total == 22_016 + 688 + 4 * 3 + 4 + 1088  # blocks not a multiple of 256
+
+
+def test_nf4_bytes_match_a_real_quant_state():
+    """Where bitsandbytes is installed (GPU machines; it runs on a CPU too), count a real QuantState."""
+    bnb_functional = pytest.importorskip("bitsandbytes.functional")
+    import torch
+
+    for shape in [(1024, 4096), (344, 128), (64, 128)]:
+        packed, state = bnb_functional.quantize_4bit(torch.randn(*shape, dtype=torch.bfloat16), blocksize=64,
+                                                     compress_statistics=True, quant_type="nf4")
+        size = lambda t: t.numel() * t.element_size()  # noqa: E731
+        real = (size(packed), size(state.absmax), size(state.state2.absmax), size(state.offset),
+                size(state.code) + size(state.state2.code))
+        q = nf4_bytes(math.prod(shape))
+        assert real == (q.packed, q.absmax, q.nested_absmax, q.offset, q.code_tables), shape
+
+
+def test_llama3_8b_in_4bit():
+    table = llama_weight_memory(LLAMA3_8B)
+    quantized = [r for r in table.rows if r.quantized]
+    assert {r.name.split(".")[-1] for r in quantized} == set(PROJECTIONS)
+    assert {r.name for r in table.rows if not r.quantized} >= {"embed_tokens", "lm_head", "norm"}
+    assert table.quantized_params == 6_979_321_856
+    assert round(table.bits_per_quantized_weight, 3) == 4.127
+    assert gib(table.bytes_16bit) == "14.96 GiB" and gib(table.bytes_4bit) == "5.31 GiB"
+    assert round(table.ratio, 2) == 2.82
+
+
+def test_qlora_page_states_the_computed_table():
+    table = llama_weight_memory(LLAMA3_8B)
+    quantized = [r for r in table.rows if r.quantized]
+    big = [r for r in table.rows if r.name in ("embed_tokens", "lm_head")]
+    norms = [r for r in table.rows if "norm" in r.name]
+    no_double_quant = llama_weight_memory(LLAMA3_8B, double_quant=False)
+    expected = [
+        f"| 7 projections per layer (NF4, double-quantised scales) | {table.quantized_params:,} | "
+        f"{gib(sum(r.bytes_16bit for r in quantized))} | {gib(sum(r.bytes_4bit for r in quantized))} |",
+        f"| `embed_tokens` and `lm_head` (16-bit) | {sum(r.params for r in big):,} | "
+        f"{gib(sum(r.bytes_16bit for r in big))} | {gib(sum(r.bytes_4bit for r in big))} |",
+        f"| {sum(r.count for r in norms)} RMS norms (16-bit) | {sum(r.params for r in norms):,} |",
+        f"| **the whole model** | **{table.params:,}** | **{gib(table.bytes_16bit)}** | **{gib(table.bytes_4bit)}** |",
+        f"so the model takes {gib(table.bytes_4bit)}, {table.ratio:.2f}x less",
+        f"2.82x smaller than the 16-bit weights",
+        f"it would be {gib(no_double_quant.bytes_4bit)}",
+        f"The {gib(table.bytes_4bit)} is {table.bytes_4bit / 1e9:.2f} GB",
+        f"the {round(100 * (table.params - table.quantized_params) / table.params)} % of the parameters that stay "
+        f"in 16-bit hold {round(100 * (table.bytes_4bit - sum(r.bytes_4bit for r in quantized)) / table.bytes_4bit)} % "
+        f"of the 4-bit bytes",
+        f"{big[0].params:,} parameters",
+        f"the adapters alone are {adapter_file_bytes(LLAMA3_8B, r=16) / GIB:.2f} GiB in float32",
+    ]
+    text = page("concepts/qlora.md")
+    for phrase in expected:
+        assert phrase in text, phrase
+
+
+def test_other_pages_state_the_4bit_load():
+    table = llama_weight_memory(LLAMA3_8B)
+    n = table.params
+    uniform = page("concepts/tokens-and-parameters.md")
+    for label, bits in [("float32", 32), ("bfloat16 / float16", 16), ("int8", 8)]:
+        assert f"| {label} | {bits} | {weight_memory_gib(n, bits):.2f} GiB |" in uniform
+    assert f"| Llama-3-8B (`unsloth/llama-3-8b-bnb-4bit`) | {n:,} |" in uniform
+    for name in ["concepts/tokens-and-parameters.md", "start-here.md", "troubleshooting.md",
+                 "concepts/kinds-of-fine-tuning.md", "index.md"]:
+        assert gib(table.bytes_4bit) in page(name), name
+    assert f"the {table.bytes_4bit / 1e9:.2f} GB ({gib(table.bytes_4bit)}) of a 4-bit load" in page("benchmarks.md")
+    big = sum(r.params for r in table.rows if r.name in ("embed_tokens", "lm_head"))  # float32 after PEFT's kbit prep
+    assert f"is {gib(4 * big)} instead of {gib(2 * big)} in bf16" in page("benchmarks.md")
+    full = page("concepts/kinds-of-fine-tuning.md")
+    assert round(n * 16 / 2**30) == 120 and "about 120 GiB" in full
+
+
+STALE = ["3.86 GiB", "3.9x", "3.9 GiB", "4.21 GiB", "80 MB", "80 MiB", "3.74 GiB", "Python 3.10"]
+
+
+@pytest.mark.parametrize("name", sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")))
+def test_no_page_keeps_a_corrected_number(name):
+    text = page(name)
+    assert not [s for s in STALE if s in text]
+
+
+# ------------------------------------------------------------------------------ adapter and optimizer
+
+def test_llama3_8b_adapter_size():
+    assert lora_parameters(LLAMA3_8B, r=16) == 41_943_040
+    assert sum(math.prod(s) for s in lora_shapes(LLAMA3_8B, r=16)) == 41_943_040
+    assert adapter_file_bytes(LLAMA3_8B, r=16) == 167_772_160
+    text = page("concepts/peft.md")
+    assert f"{adapter_file_bytes(LLAMA3_8B, r=16):,} bytes of tensors, about {round(adapter_file_bytes(LLAMA3_8B, r=16) / MB)} MB " \
+           f"({adapter_file_bytes(LLAMA3_8B, r=16) / 2**20:.0f} MiB)" in text
+    assert f"{lora_parameters(LLAMA3_8B, r=16):,}" in page("concepts/lora.md")
+
+
+def _safetensors(path: Path) -> tuple[dict, int]:
+    """The header of a safetensors file and the size of its data section (the file minus the header)."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    header.pop("__metadata__", None)
+    return header, len(raw) - 8 - length
+
+
+def test_a_saved_adapter_is_float32_and_the_predicted_size(tmp_path):
+    """No training: attach the course's adapters to the tiny model, save them, and weigh the file."""
+    from unsloth import FastLanguageModel
+
+    from helpers.models import choose_model
+
+    model, _ = FastLanguageModel.from_pretrained(model_name=choose_model("tiny"), max_seq_length=2048,
+                                                 dtype=None, load_in_4bit=True)
+    model = FastLanguageModel.get_peft_model(model, r=16, target_modules=list(PROJECTIONS), lora_alpha=16,
+                                             lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth",
+                                             random_state=3407)
+    model.save_pretrained(tmp_path)
+    header, data_bytes = _safetensors(tmp_path / "adapter_model.safetensors")
+    assert {entry["dtype"] for entry in header.values()} == {"F32"}
+    assert sorted(tuple(e["shape"]) for e in header.values()) == sorted(lora_shapes(model.config, r=16))
+    assert data_bytes == adapter_file_bytes(model.config, r=16)
+    assert model.get_nb_trainable_parameters()[0] == lora_parameters(model.config, r=16)
+
+
+def test_paged_optimizer_saves_little_with_lora():
+    state = adamw_8bit_state(lora_shapes(LLAMA3_8B, r=16), paged=True)
+    assert round(state.bytes / MB) == 85 and round(state.pageable_bytes / MB) == 44
+    assert f"so **{round(state.bytes / MB)} MB**" in page("concepts/qlora.md")
+    gradients_and_state = adapter_file_bytes(LLAMA3_8B, r=16) + state.bytes  # float32 gradients + Adam state
+    assert f"their 8-bit Adam state are {gradients_and_state / GIB:.2f} GiB" in page("concepts/qlora.md")
+    assert f": {round(state.pageable_bytes / MB)} MB that could leave the GPU" in page("concepts/qlora.md")
+    assert f"{round(state.bytes / MB)} MB of 8-bit Adam state" in page("troubleshooting.md")
+    assert f"could move off the GPU is {round(state.pageable_bytes / MB)} MB" in page("troubleshooting.md")
+
+
+# ------------------------------------------------------------------------------------------- MFU
+
+def test_flops_per_token_lora_and_full():
+    n = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    attention = 12 * 32 * 4096 * 2048
+    assert flops_per_token(LLAMA3_8B, 2048, lora_r=None) == 6 * n + attention
+    assert flops_per_token(LLAMA3_8B, 2048, lora_r=16) == 4 * n + 6 * 41_943_040 + attention
+
+
+def test_benchmarks_mfu_column_is_recomputed_from_tokens_per_second():
+    """Every table row with tokens/s and MFU on the benchmarks page agrees with flops_per_token."""
+    per_token = flops_per_token(LLAMA3_8B, 2048, lora_r=16)
+    peak = PEAK_BF16_TFLOPS["H100"] * 1e12
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and re.search(r"\| [\d.]+ % \|", line)]
+    assert len(rows) == 6
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        tokens = float(cells[1].replace(",", ""))
+        mfu = next(c for c in cells if c.endswith(" %"))
+        assert mfu == f"{100 * tokens * per_token / peak:.1f} %", line
+    flat = page("benchmarks.md")
+    assert f"{per_token:.2e}".replace("e+", "e") in flat
+    old = flops_per_token(LLAMA3_8B, 2048, lora_r=None)
+    assert f"overstated MFU by {round(100 * (old / per_token - 1))} %" in flat
+
+
+# -------------------------------------------------------------------------------- repetition_penalty
+
+def test_repetition_penalty_penalises_prompt_tokens():
+    """transformers' generate() builds RepetitionPenaltyLogitsProcessor without prompt_ignore_length, so a
+    token that appears only in the prompt is penalised at the first generated position."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=0))
+    prompt = torch.tensor([[5, 9, 17]])
+    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=1, do_sample=False,
+                         repetition_penalty=1.5, output_logits=True, output_scores=True,
+                         return_dict_in_generate=True)
+    raw, processed = out.logits[0][0], out.scores[0][0]
+    for token in range(64):
+        if token in (5, 9, 17):
+            expected = raw[token] / 1.5 if raw[token] > 0 else raw[token] * 1.5
+            assert processed[token] == pytest.approx(expected.item())
+        else:
+            assert processed[token] == raw[token]
+
+
+# ------------------------------------------------------------------------------------ Python floor
+
+def _pins(path: Path) -> list[str]:
+    return [line.split("==")[0] for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")]
+
+
+def test_python_floor_is_what_the_pins_need():
+    """pyproject's requires-python is the highest minimum among the installed pinned packages."""
+    from packaging.specifiers import SpecifierSet
+
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert floor == ">=3.11"
+    needs = {}
+    for name in _pins(ROOT / "requirements" / "cpu.txt") + _pins(ROOT / "requirements" / "unsloth.txt"):
+        try:
+            spec = SpecifierSet(metadata.metadata(name).get("Requires-Python") or "")
+        except metadata.PackageNotFoundError:
+            continue
+        needs[name] = min(v for v in ("3.9", "3.10", "3.11", "3.12") if v in spec)
+    lowest = max(needs.values(), key=lambda v: tuple(map(int, v.split("."))))
+    assert lowest == "3.11" and needs["trl"] == "3.11" and needs["numpy"] == "3.11"
+
+
+# ---------------------------------------------------------------------------------- every notebook
+
+def test_every_notebook_is_in_the_nav_and_the_notebooks_page():
+    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    nav = (ROOT / "mkdocs.yml").read_text()
+    index = (DOCS / "notebooks" / "index.md").read_text()
+    for name in notebooks:
+        assert f"- notebooks/{name}" in nav, name
+        assert f"]({name})" in index, name
