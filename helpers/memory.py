@@ -1,9 +1,11 @@
-"""Memory reports: GPU reserved/peak memory on CUDA, process memory on CPU.
+"""Memory: what the process uses now (GPU reserved memory, or the CPU process's), and what a model's
+weights and LoRA adapter must take, computed from its config.
 
 Example:
-    >>> snap = memory_snapshot()
-    >>> snap.device in ("cuda", "cpu")
+    >>> memory_snapshot().device in ("cuda", "cpu")
     True
+    >>> round(llama_weight_memory(LLAMA3_8B).bytes_4bit / GIB, 2), lora_parameters(LLAMA3_8B, r=16)
+    (5.31, 41943040)
 """
 
 from __future__ import annotations
@@ -61,31 +63,12 @@ def training_memory_report(before: MemorySnapshot, after: MemorySnapshot) -> str
     ])
 
 
-def weight_memory_gib(n_params: float, bits: float) -> float:
-    """Memory for ``n_params`` weights stored at ``bits`` each, in GiB (weights only, no overhead)."""
-    return n_params * bits / 8 / GIB
-
-
-# ------------------------------------------------------------------------------- weight arithmetic
-#
-# What a Llama's weights cost, computed from its config, module by module. Which modules bitsandbytes
-# quantises, and how many bytes a quantised one takes, follow the pinned libraries' code:
-#
-# * transformers 5.17.0 ``integrations/bitsandbytes.py: replace_with_bnb_linear`` swaps only modules
-#   that are ``nn.Linear`` (``type(module) is nn.Linear``) for ``bnb.nn.Linear4bit``; the embedding
-#   is an ``nn.Embedding`` and the norms are ``LlamaRMSNorm``, so they stay in 16-bit.
-# * The output head is an ``nn.Linear`` but is kept out: ``quantizers/base.py: get_keys_to_not_convert``
-#   skips the output embedding and tied weights, and Unsloth adds ``lm_head`` to
-#   ``llm_int8_skip_modules`` (``unsloth_zoo.peft_utils.SKIP_QUANTIZATION_MODULES``).
-# * Unsloth's ``BitsAndBytesConfig`` (``unsloth/models/llama.py``): ``bnb_4bit_quant_type="nf4"``,
-#   ``bnb_4bit_use_double_quant=True``; bitsandbytes' default block size is 64.
-# * bitsandbytes 0.50 ``functional.py: quantize_4bit`` with ``compress_statistics=True`` and the
-#   CUDA op ``backends/cuda/ops.py: quantize_4bit`` give, for a weight of n numbers:
-#   the packed 4-bit data, ``(n + 1) // 2`` bytes of uint8; one absmax per block of 64, float32, then
-#   quantised by ``quantize_blockwise(absmax - offset, blocksize=256)`` to uint8 (1 byte per block)
-#   with one float32 absmax per 256 blocks, the float32 ``offset`` (the mean absmax), the 256-entry
-#   float32 code of that second quantisation (``QuantState.state2.code``) and the 16-entry float32
-#   NF4 code (``QuantState.code``, from ``get_4bit_type``). ``nf4_bytes`` adds exactly these.
+# What a Llama's weights cost, from its config. What bitsandbytes quantises and how many bytes it keeps
+# follow the pinned libraries: transformers' replace_with_bnb_linear swaps only nn.Linear modules (the
+# embedding and the norms stay 16-bit), get_keys_to_not_convert and Unsloth's skip list keep lm_head out,
+# Unsloth loads NF4 with double quantisation, and bitsandbytes 0.50's quantize_4bit stores per matrix:
+# the packed 4-bit values, one absmax per block of 64 (as uint8 with double quantisation, with one float32
+# absmax per 256 blocks and a float32 offset), and the float32 lookup tables (16 NF4 levels, 256 codes).
 
 MB = 1000**2
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -96,19 +79,13 @@ LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
 
 @dataclass(frozen=True)
 class NF4Bytes:
-    """Bytes of one weight matrix stored by bitsandbytes as NF4, split by what they hold."""
+    """Bytes of one weight matrix stored by bitsandbytes as NF4, by what they hold."""
 
-    packed: int
-    """the 4-bit values, two per byte"""
-    absmax: int
-    """one scale per block: uint8 with double quantisation, float32 without"""
-    nested_absmax: int = 0
-    """double quantisation: one float32 scale per ``nested_blocksize`` blocks"""
-    offset: int = 0
-    """double quantisation: the float32 mean subtracted from the scales before quantising them"""
-    code_tables: int = 0
-    """lookup tables stored with every matrix: the NF4 levels (16 x float32) and, with double
-    quantisation, the 8-bit code of the scales (256 x float32)"""
+    packed: int  # the 4-bit values, two per byte
+    absmax: int  # one scale per block: uint8 with double quantisation, float32 without
+    nested_absmax: int = 0  # double quantisation: one float32 scale per 256 blocks
+    offset: int = 0  # double quantisation: the float32 mean subtracted from the scales
+    code_tables: int = 0  # the NF4 levels (16 x float32) and the scales' 8-bit code (256 x float32)
 
     @property
     def total(self) -> int:
@@ -116,7 +93,7 @@ class NF4Bytes:
 
 
 def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> NF4Bytes:
-    """Bytes bitsandbytes 0.50 keeps for a weight of ``numel`` numbers in NF4 (uint8 storage).
+    """Bytes bitsandbytes 0.50 keeps for a weight of ``numel`` numbers in NF4.
 
     Example:
         >>> nf4_bytes(4096 * 4096).total      # q_proj of Llama-3-8B: 8 MiB of 4-bit data + scales
@@ -132,16 +109,14 @@ def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested
 
 @dataclass(frozen=True)
 class ModuleMemory:
-    """One kind of weight in the model (``count`` of them, one per layer for decoder modules)."""
+    """One kind of weight (``count`` of them: one per layer for decoder modules), in 16-bit and as loaded in 4-bit."""
 
     name: str
     shape: tuple[int, ...]
     count: int
     quantized: bool
-    """True where a 4-bit load stores it in NF4 (the decoder's linear layers)"""
     bytes_16bit: int
     bytes_4bit: int
-    """as a 4-bit load keeps it: NF4 bytes (``nf4_bytes``) if quantised, else 16-bit"""
 
     @property
     def params(self) -> int:
@@ -154,87 +129,57 @@ class WeightMemory:
 
     rows: tuple[ModuleMemory, ...]
 
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def quantized_params(self) -> int:
-        return sum(r.params for r in self.rows if r.quantized)
-
-    @property
-    def bytes_16bit(self) -> int:
-        return sum(r.bytes_16bit for r in self.rows)
-
-    @property
-    def bytes_4bit(self) -> int:
-        return sum(r.bytes_4bit for r in self.rows)
-
-    @property
-    def ratio(self) -> float:
-        """How many times smaller the 4-bit load is than the 16-bit weights."""
-        return self.bytes_16bit / self.bytes_4bit
+    params = property(lambda self: sum(r.params for r in self.rows))
+    quantized_params = property(lambda self: sum(r.params for r in self.rows if r.quantized))
+    bytes_16bit = property(lambda self: sum(r.bytes_16bit for r in self.rows))
+    bytes_4bit = property(lambda self: sum(r.bytes_4bit for r in self.rows))
+    ratio = property(lambda self: self.bytes_16bit / self.bytes_4bit)  # how many times smaller the 4-bit load is
 
     @property
     def bits_per_quantized_weight(self) -> float:
         """Bits per weight of the quantised modules alone, scales and tables included."""
         return 8 * sum(r.bytes_4bit for r in self.rows if r.quantized) / self.quantized_params
 
-    def table(self) -> str:
-        """The table as Markdown: module, shape, how many, parameters, 16-bit and 4-bit MiB."""
-        lines = ["| module | shape | count | parameters | 4-bit? | 16-bit MiB | 4-bit load MiB |",
-                 "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
-        for r in self.rows:
-            lines.append(f"| {r.name} | {' x '.join(map(str, r.shape))} | {r.count} | {r.params:,} | "
-                         f"{'NF4' if r.quantized else '16-bit'} | {r.bytes_16bit / 1024**2:,.1f} | "
-                         f"{r.bytes_4bit / 1024**2:,.1f} |")
-        lines.append(f"| **total** | | | **{self.params:,}** | | **{self.bytes_16bit / GIB:.2f} GiB** | "
-                     f"**{self.bytes_4bit / GIB:.2f} GiB** |")
-        return "\n".join(lines)
+    def table(self):
+        """A pandas DataFrame: one row per module kind and a total, with parameters and GiB in 16-bit and 4-bit."""
+        import pandas as pd
 
-
-def _config_dict(config: Any) -> dict:
-    return config if isinstance(config, dict) else config.to_dict()
+        rows = [(r.name, " x ".join(map(str, r.shape)), r.count, r.params, "NF4" if r.quantized else "16-bit",
+                 r.bytes_16bit / GIB, r.bytes_4bit / GIB) for r in self.rows]
+        rows.append(("total", "", None, self.params, "", self.bytes_16bit / GIB, self.bytes_4bit / GIB))
+        columns = ["module", "shape", "count", "parameters", "4-bit load", "16-bit GiB", "4-bit GiB"]
+        return pd.DataFrame(rows, columns=columns).set_index("module")
 
 
 def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = True) -> WeightMemory:
     """Weight memory of a Llama-architecture model from its config (a ``LlamaConfig`` or its dict).
-
-    16-bit: every weight at 2 bytes. 4-bit load (``load_in_4bit=True``): the seven projections of each
-    decoder layer in NF4 (``nf4_bytes``), the embedding, the norms and the output head in 16-bit.
 
     Example:
         >>> m = llama_weight_memory(LLAMA3_8B)
         >>> m.params, round(m.bytes_16bit / GIB, 2), round(m.bytes_4bit / GIB, 2), round(m.ratio, 2)
         (8030261248, 14.96, 5.31, 2.82)
     """
-    c = _config_dict(config)
-    hidden, layers, vocab = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    c = config if isinstance(config, dict) else config.to_dict()
+    hidden, layers, vocab, inter = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"], c["intermediate_size"]
     heads = c["num_attention_heads"]
     kv_heads = c.get("num_key_value_heads") or heads
     head_dim = c.get("head_dim") or hidden // heads
-    inter = c["intermediate_size"]
     shapes = {"q_proj": (heads * head_dim, hidden), "k_proj": (kv_heads * head_dim, hidden),
               "v_proj": (kv_heads * head_dim, hidden), "o_proj": (hidden, heads * head_dim),
               "gate_proj": (inter, hidden), "up_proj": (inter, hidden), "down_proj": (hidden, inter)}
-    biased = {"q_proj": c.get("attention_bias"), "k_proj": c.get("attention_bias"), "v_proj": c.get("attention_bias"),
-              "o_proj": c.get("attention_bias"), "gate_proj": c.get("mlp_bias"), "up_proj": c.get("mlp_bias"),
-              "down_proj": c.get("mlp_bias")}
 
     def plain(name, shape, count):
-        size = 2 * count * math.prod(shape)
-        return ModuleMemory(name, shape, count, False, size, size)
+        return ModuleMemory(name, shape, count, False, 2 * count * math.prod(shape), 2 * count * math.prod(shape))
 
     rows = [plain("embed_tokens", (vocab, hidden), 1)]
     for name, shape in shapes.items():
         size = math.prod(shape)
         rows.append(ModuleMemory(f"layers.*.{name}", shape, layers, True, 2 * layers * size,
                                  layers * nf4_bytes(size, blocksize, double_quant).total))
-        if biased[name]:  # a Linear4bit keeps its bias unquantised
-            rows.append(plain(f"layers.*.{name}.bias", (shape[0],), layers))
-    rows.append(plain("layers.*.input_layernorm", (hidden,), layers))
-    rows.append(plain("layers.*.post_attention_layernorm", (hidden,), layers))
-    rows.append(plain("norm", (hidden,), 1))
+        if c.get("mlp_bias" if name in ("gate_proj", "up_proj", "down_proj") else "attention_bias"):
+            rows.append(plain(f"layers.*.{name}.bias", (shape[0],), layers))  # a Linear4bit keeps its bias in 16-bit
+    rows += [plain("layers.*.input_layernorm", (hidden,), layers),
+             plain("layers.*.post_attention_layernorm", (hidden,), layers), plain("norm", (hidden,), 1)]
     if not c.get("tie_word_embeddings", False):
         rows.append(plain("lm_head", (vocab, hidden), 1))
     return WeightMemory(tuple(rows))
@@ -247,52 +192,16 @@ def lora_parameters(config: Any, r: int, target_modules: tuple[str, ...] | list[
         >>> lora_parameters(LLAMA3_8B, r=16)
         41943040
     """
-    rows = {r_.name.split(".")[-1]: r_ for r_ in llama_weight_memory(config).rows if r_.quantized}
-    return sum(row.count * r * sum(row.shape) for name, row in rows.items() if name in target_modules)
+    rows = [row for row in llama_weight_memory(config).rows if row.quantized]
+    return sum(row.count * r * sum(row.shape) for row in rows if row.name.split(".")[-1] in target_modules)
 
 
-def adapter_file_bytes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS,
-                       bytes_per_param: int = 4) -> int:
-    """Bytes of tensor data in ``adapter_model.safetensors`` (the file adds a JSON header of some kB).
-
-    ``bytes_per_param`` is 4 because Unsloth keeps trainable LoRA weights in float32
-    (``unsloth_zoo.training_utils.prepare_model_for_training`` upcasts ``lora_A`` / ``lora_B``) and PEFT
-    saves them as they are.
+def adapter_file_bytes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> int:
+    """Bytes of tensor data in ``adapter_model.safetensors`` (plus a JSON header of some kB): 4 per parameter,
+    because Unsloth keeps trainable LoRA weights in float32 (``unsloth_zoo.training_utils``) and PEFT saves them so.
 
     Example:
         >>> adapter_file_bytes(LLAMA3_8B, r=16) / MB    # about 168 MB, 160 MiB
         167.77216
     """
-    return bytes_per_param * lora_parameters(config, r, target_modules)
-
-
-def lora_shapes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> list[tuple[int, int]]:
-    """The shape of every LoRA tensor (``A``: r x d_in, ``B``: d_out x r), one pair per targeted module."""
-    rows = [row for row in llama_weight_memory(config).rows if row.quantized and row.name.split(".")[-1] in target_modules]
-    return [shape for row in rows for _ in range(row.count) for shape in ((r, row.shape[1]), (row.shape[0], r))]
-
-
-@dataclass(frozen=True)
-class OptimizerState:
-    """Bytes of an optimizer's state, and how many of them a paged optimizer could move to CPU RAM."""
-
-    bytes: int
-    pageable_bytes: int
-
-
-def adamw_8bit_state(shapes: list[tuple[int, ...]], paged: bool = False) -> OptimizerState:
-    """State of bitsandbytes' ``adamw_8bit`` (``paged_adamw_8bit`` with ``paged=True``) for these tensors.
-
-    bitsandbytes 0.50.2 ``optim/optimizer.py``: ``Optimizer2State.init_state`` keeps Adam's two moments
-    as uint8 (1 byte each) plus one float32 absmax per block of 256 values for each moment, and float32
-    moments for tensors under ``min_8bit_size=4096`` values; ``get_state_buffer`` puts a moment in paged
-    (CPU-evictable) memory only when the optimizer is paged and the tensor has at least 1e5 values.
-    """
-    total = pageable = 0
-    for shape in shapes:
-        n = math.prod(shape)
-        size = 2 * 4 * n if n < 4096 else 2 * n + 2 * 4 * -(-n // 256)
-        total += size
-        if paged and n >= 1e5:
-            pageable += 2 * (4 * n if n < 4096 else n)  # the two moment buffers; absmax stays on the GPU
-    return OptimizerState(total, pageable)
+    return 4 * lora_parameters(config, r, target_modules)

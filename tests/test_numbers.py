@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.memory import (GIB, LLAMA3_8B, MB, PROJECTIONS, adamw_8bit_state, adapter_file_bytes,
-                            llama_weight_memory, lora_parameters, lora_shapes, nf4_bytes, weight_memory_gib)
+from dataclasses import dataclass
+from typing import Any
+
+from helpers.memory import (GIB, LLAMA3_8B, MB, PROJECTIONS, adapter_file_bytes, llama_weight_memory,
+                            lora_parameters, nf4_bytes)
 
 try:  # the benchmark moves from helpers/ to tools/
     from tools.bench import ARCH, PEAK_BF16_TFLOPS, flops_per_token
@@ -28,6 +31,45 @@ except ImportError:
     from helpers.bench import ARCH, PEAK_BF16_TFLOPS, flops_per_token
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def weight_memory_gib(n_params: float, bits: float) -> float:
+    """Memory for ``n_params`` weights stored at ``bits`` each, in GiB (weights only)."""
+    return n_params * bits / 8 / GIB
+
+
+# The optimizer arithmetic behind the docs' paging figures (docs/concepts/qlora.md, troubleshooting.md).
+def lora_shapes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> list[tuple[int, int]]:
+    """The shape of every LoRA tensor (``A``: r x d_in, ``B``: d_out x r), one pair per targeted module."""
+    rows = [row for row in llama_weight_memory(config).rows if row.quantized and row.name.split(".")[-1] in target_modules]
+    return [shape for row in rows for _ in range(row.count) for shape in ((r, row.shape[1]), (row.shape[0], r))]
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """Bytes of an optimizer's state, and how many of them a paged optimizer could move to CPU RAM."""
+
+    bytes: int
+    pageable_bytes: int
+
+
+def adamw_8bit_state(shapes: list[tuple[int, ...]], paged: bool = False) -> OptimizerState:
+    """State of bitsandbytes' ``adamw_8bit`` (``paged_adamw_8bit`` with ``paged=True``) for these tensors.
+
+    bitsandbytes 0.50.2 ``optim/optimizer.py``: ``Optimizer2State.init_state`` keeps Adam's two moments
+    as uint8 (1 byte each) plus one float32 absmax per block of 256 values for each moment, and float32
+    moments for tensors under ``min_8bit_size=4096`` values; ``get_state_buffer`` puts a moment in paged
+    (CPU-evictable) memory only when the optimizer is paged and the tensor has at least 1e5 values.
+    """
+    total = pageable = 0
+    for shape in shapes:
+        n = math.prod(shape)
+        size = 2 * 4 * n if n < 4096 else 2 * n + 2 * 4 * -(-n // 256)
+        total += size
+        if paged and n >= 1e5:
+            pageable += 2 * (4 * n if n < 4096 else n)  # the two moment buffers; absmax stays on the GPU
+    return OptimizerState(total, pageable)
+
 DOCS = ROOT / "docs"
 
 
