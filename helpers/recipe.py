@@ -37,7 +37,7 @@ class Recipe:
     max_steps: int = 60
     learning_rate: float = 2e-4
     optim: str = "adamw_8bit"
-    weight_decay: float = 0.01
+    weight_decay: float = 0.001  # the official notebook's since unslothai/notebooks 2447ccec (2025-10-30)
     lr_scheduler_type: str = "linear"
     seed: int = 3407
     save_steps: int = 20  # checkpoint every N steps, so an interrupted run can resume

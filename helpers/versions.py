@@ -23,7 +23,7 @@ from pathlib import Path
 from helpers.paths import REPO_ROOT
 
 REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
-GPU_ONLY = {"bitsandbytes"}  # not installed on CPU machines, where Unsloth loads 16-bit weights
+GPU_ONLY = {"bitsandbytes", "torchao"}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
 
 PURPOSE = {
     "torch": "tensors, autograd and CUDA kernels: everything runs on it",
