@@ -28,7 +28,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CONCEPTS = ["tokens-and-parameters", "life-of-an-llm", "kinds-of-fine-tuning", "peft", "lora", "qlora"]
 PAGES = ["index.md", "start-here.md", "concepts/index.md", "notebooks/index.md", "stack.md", "commands.md",
          "troubleshooting.md", "validation.md", "benchmarks.md"]
-NOT_PAGES = ("hooks/", "overrides/")  # folders of docs/ that hold build machinery, not pages
+NOT_PAGES = ("hooks/", "overrides/", "notes-")  # build machinery, and working notes kept off the site
 
 
 def page_url(md_path: str) -> str:
