@@ -11,14 +11,20 @@ export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: setup course test bench docs docs-serve docs-screenshots
 
-$(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt pyproject.toml
+# llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
+LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+
+$(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt requirements/gguf.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/cpu.txt
 	$(PY) -m pip install -q -r requirements/docs.txt
 	$(PY) -m pip install -q --no-deps -r requirements/unsloth.txt
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q --no-deps -r requirements/gguf.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -c "import torch, unsloth; assert not torch.version.cuda or torch.cuda.is_available(), 'a CUDA torch on a CPU machine'"
+	$(PY) -c "from helpers.llama_cpp import llama_cpp_dir; print('llama.cpp:', llama_cpp_dir())"
 	touch $@
 
 setup: $(STAMP)

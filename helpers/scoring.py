@@ -193,16 +193,25 @@ def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
     return pd.DataFrame({name: report.table()[metric] for name, report in reports.items()})
 
 
-def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
-                     max_new_tokens: int = 64, progress: bool = True, **generate_kwargs) -> list[str]:
-    """Greedy answers to the records' Alpaca prompts, in batches (left-padded), each cut at EOS.
+def alpaca_prompt(record: Mapping[str, str]) -> str:
+    """A record's Alpaca prompt up to '### Response:', the format notebooks 03 to 06 train on."""
+    return prompt_for(record["instruction"], record.get("input", ""))
 
+
+def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
+                     max_new_tokens: int = 64, progress: bool = True,
+                     prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, **generate_kwargs) -> list[str]:
+    """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS.
+
+    A prompt that starts with the BOS token (a chat template writes it) is tokenized without adding another.
     ``generate_kwargs`` go to ``model.generate`` (say, ``repetition_penalty=1.1``).
     """
     import torch
     from tqdm.auto import tqdm
 
-    prompts = [prompt_for(r["instruction"], r.get("input", "")) for r in records]
+    prompts = [prompt(r) for r in records]
+    bos = getattr(tokenizer, "bos_token", None)
+    add_bos = not (bos and prompts and prompts[0].startswith(bos))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     answers: list[str] = [""] * len(prompts)
     padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
@@ -212,7 +221,8 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     try:
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
-            inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
+            inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
+                               add_special_tokens=add_bos).to(model.device)
             with torch.no_grad(), max_new_tokens_only(model):
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,

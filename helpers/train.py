@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from helpers.data import format_alpaca, load_alpaca
 from helpers.paths import TRAIN_FILE, adapter_dir
@@ -87,10 +88,12 @@ def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path, ca
                       args=sft_config(recipe, output_dir, **config_kwargs))
 
 
-def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | None = None,
+def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | None = None,
                   recipe: Recipe | None = None, resume: bool = True, callbacks: list | None = None,
                   load_kwargs: dict | None = None, trainer_kwargs: dict | None = None) -> Path:
-    """Load, attach LoRA, train on ``data_path`` (resuming from the last checkpoint) and save the adapter to ``out``.
+    """Load, attach LoRA, train on ``data`` (resuming from the last checkpoint) and save the adapter to ``out``.
+
+    ``data`` is a .jsonl file (checked by helpers.data) or a checked ``datasets.Dataset`` of Alpaca records.
 
     Checkpoints go to ``out.parent / "checkpoints"``, the loss history to ``out.parent / "trainer_state.json"``.
     ``load_kwargs`` go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes
@@ -103,7 +106,7 @@ def train_adapter(model_name: str, data_path: Path = TRAIN_FILE, out: Path | Non
     recipe = recipe or Recipe.for_model(model_name)
     out = Path(out or adapter_dir())
     main = is_main_process()
-    records = load_alpaca(data_path)  # a bad or empty file fails here, before the model loads
+    records = load_alpaca(data) if isinstance(data, (str, Path)) else data  # a bad file fails here, before the model loads
     model, tokenizer = load_model(model_name, recipe, **(load_kwargs or {}))
     model = add_lora(model, recipe)
     dataset = records.map(lambda e: format_alpaca(e, tokenizer.eos_token))

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers.data import (ALPACA_PROMPT, DataError, format_alpaca, load_alpaca, prompt_for, read_records,
-                          validate_record)
+from helpers import data as course_data
+from helpers.data import ALPACA_PROMPT, DataError, format_alpaca, prompt_for, validate_record
+from tools.datafiles import load_alpaca, read_records  # the command's loader: helpers.data's rules, more formats
 from helpers.paths import EVAL_FILE, TRAIN_FILE
 
 GOOD = {"instruction": "Sort the numbers.", "input": "3, 1", "output": "1, 3"}
@@ -328,3 +329,21 @@ def test_format_alpaca_fills_the_prompt_and_appends_eos():
     assert text == ALPACA_PROMPT.format(GOOD["instruction"], GOOD["input"], GOOD["output"]) + "</s>"
     assert text.startswith(prompt_for(GOOD["instruction"], GOOD["input"]))
     assert prompt_for("x").endswith("### Response:\n")
+
+
+# --------------------------------------------------------------------------- the notebooks' JSON Lines loader
+
+def test_the_notebooks_loader_reads_json_lines_with_the_same_checks(tmp_path, capsys):
+    path = write(tmp_path, GOOD_LINE + "\n\n" + GOOD_LINE)
+    assert course_data.check_alpaca_file(path) == 2
+    assert capsys.readouterr().out == f"{path.name}: 2 records, each with the Alpaca fields as non-empty strings\n"
+    assert list(course_data.load_alpaca(path)) == [GOOD, GOOD]
+    bad = write(tmp_path, GOOD_LINE + '\n{"instruction": "x"}', name="bad.jsonl")
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2: missing required field 'output'"):
+        course_data.check_alpaca_file(bad)
+
+
+def test_the_notebooks_loader_points_other_formats_to_the_command(tmp_path):
+    path = write(tmp_path, 'instruction,output\nSay hi.,hi\n', name="d.csv")
+    with pytest.raises(DataError, match=r"d.csv: expected a .jsonl file .*the course command also reads .json and .csv"):
+        course_data.read_records(path)

@@ -159,7 +159,7 @@ def read_prompts(path: str | Path) -> list[dict[str, str]]:
 
 def eval_records(path: str | Path, limit: int | None) -> list[dict[str, str]]:
     """Held-out records, as notebook 06 loads them (``load_alpaca(path, extra_keys=['family'])``), first ``limit``."""
-    from helpers.data import load_alpaca
+    from tools.datafiles import load_alpaca
 
     dataset = load_alpaca(path, extra_keys=["family"])
     if limit is not None:
@@ -213,7 +213,9 @@ def cmd_train(cfg: CourseConfig) -> int:
                       "include_num_input_tokens_seen": "non_padding"}  # Unsloth's GPU path logs no num_tokens
     if cfg.run_name:
         trainer_kwargs["run_name"] = cfg.run_name
-    adapter = train_adapter(model_path, Path(cfg.data), out_dir / "lora_adapter", recipe, resume=cfg.resume,
+    from tools.datafiles import load_alpaca
+
+    adapter = train_adapter(model_path, load_alpaca(cfg.data), out_dir / "lora_adapter", recipe, resume=cfg.resume,
                             load_kwargs=placement.load_kwargs(cfg.load_in_4bit), trainer_kwargs=trainer_kwargs)
     if main:
         metrics = train_metrics(out_dir / "trainer_state.json", placement)
@@ -304,8 +306,8 @@ def cmd_baseline(cfg: CourseConfig) -> int:
 
 def commonest_answer_floor(cfg: CourseConfig, records: list[dict[str, str]]):
     """Notebook 06's floor: the Report of giving each instruction's commonest training output (None without data)."""
-    from helpers.data import load_alpaca
     from helpers.scoring import commonest_answers, score
+    from tools.datafiles import load_alpaca
 
     if not Path(cfg.data).is_file():
         return None
