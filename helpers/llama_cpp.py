@@ -1,40 +1,45 @@
-"""A llama.cpp that Unsloth's GGUF export can use, built once from PyPI when there is no internet.
+"""GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, check and guard the export,
+run a GGUF file in llama.cpp (``llama-cpp-python``), and write and read an Ollama Modelfile.
 
-``save_pretrained_gguf`` needs a llama.cpp folder: ``llama-quantize`` and ``convert_hf_to_gguf.py`` in
-its root, the converter's ``conversion/`` and ``gguf-py/`` beside it, and (Unsloth's CPU route checks)
-the source folders ``src/``, ``ggml/``, ``common/``. When it finds none, Unsloth clones llama.cpp from
-GitHub, which fails offline. The llama-cpp-python source package on PyPI carries the same llama.cpp,
-so :func:`llama_cpp_dir` downloads it with pip, compiles only ``llama-quantize`` and keeps the tree
-in a cache folder that later runs reuse. On Colab it does nothing: Unsloth's own route works there.
+Offline, Unsloth cannot clone llama.cpp from GitHub: ``make setup`` builds one from the llama-cpp-python
+source package (``tools/llama_cpp_build.py``) and :func:`llama_cpp_dir` points Unsloth at it through
+``UNSLOTH_LLAMA_CPP_PATH``, which Unsloth reads at its first export. On Colab Unsloth's own route is used.
 
-Unsloth reads ``UNSLOTH_LLAMA_CPP_PATH`` once, the first time it exports: call this before that.
-Example: ``folder = llama_cpp_dir()`` (prints what it builds, and where its log is).
+Example:
+    >>> modelfile = parse_modelfile(alpaca_modelfile("m.gguf", "Q: {} In: {} A: {}", stops=["</s>"]))
+    >>> modelfile["FROM"], modelfile["stop"], render_template(modelfile["TEMPLATE"], "2+2? In: 4")
+    ('./m.gguf', ['</s>'], 'Q: 2+2? In: 4 A: ')
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import errno
 import os
-import shutil
+import re
 import subprocess
 import sys
-import tarfile
-import tempfile
-import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from helpers.runtime import in_colab
-from helpers.tiny import cache_dir
+from helpers.scoring import alpaca_prompt
 
-VERSION = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp the course was tested with
+VERSION = "0.3.36"  # the llama-cpp-python source package whose llama.cpp the course was tested with
 NEEDED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion", "gguf-py", "src", "ggml", "common")
-UNUSED = ("models", "docs", "media")  # test vocabularies and documentation: 110 MB no export reads
 UNSLOTH_DEFAULT = Path.home() / ".unsloth" / "llama.cpp"
-CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF", "-DLLAMA_OPENSSL=OFF",
-               "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
 
 
 class LlamaCppError(RuntimeError):
-    """llama.cpp is missing or could not be built; the message says what and where."""
+    """llama.cpp is missing, or an export failed; the message says what and where."""
+
+
+def cached_dir() -> Path:
+    """Where ``tools/llama_cpp_build.py`` keeps its llama.cpp: the course's cache."""
+    from helpers.tiny import cache_dir
+
+    return cache_dir() / f"llama.cpp-{VERSION}"
 
 
 def problem(folder: Path) -> str | None:
@@ -53,75 +58,109 @@ def problem(folder: Path) -> str | None:
 
 
 def llama_cpp_dir() -> Path | None:
-    """Return a usable llama.cpp folder and point Unsloth at it, building it once if needed (None on Colab)."""
+    """A usable llama.cpp folder, with Unsloth pointed at it; None on Colab (Unsloth builds its own there)."""
     if in_colab():
         return None
     chosen = os.environ.get("UNSLOTH_LLAMA_CPP_PATH")
-    if chosen:  # the user's choice: use it or say why not, never replace it silently
-        why = problem(Path(chosen))
-        if why:
-            raise LlamaCppError(f"UNSLOTH_LLAMA_CPP_PATH={chosen} is not usable: {why}. Fix it, or unset it "
-                                f"to let the course build llama.cpp into {cache_dir()}.")
-        return _use(Path(chosen))
-    cached = cache_dir() / f"llama.cpp-{VERSION}"
-    for folder in (UNSLOTH_DEFAULT, cached):
-        if folder.exists() and problem(folder) is None:
-            return _use(folder)
-    return _use(build(cached))
-
-
-def _use(folder: Path) -> Path:  # tell Unsloth, and check it has not already looked elsewhere
-    os.environ["UNSLOTH_LLAMA_CPP_PATH"] = str(folder)
+    if chosen and problem(Path(chosen)):  # the user's choice: use it or say why not, never replace it silently
+        raise LlamaCppError(f"UNSLOTH_LLAMA_CPP_PATH={chosen} is not usable: {problem(Path(chosen))}. Fix it, or "
+                            f"unset it to use the course's build in {cached_dir()}.")
+    found = next((f for f in ([Path(chosen)] if chosen else [UNSLOTH_DEFAULT, cached_dir()])
+                  if f.exists() and problem(f) is None), None)
+    if found is None:
+        raise LlamaCppError(f"no llama.cpp in {UNSLOTH_DEFAULT} or {cached_dir()}, and Unsloth cannot clone one "
+                            f"offline: run `python -m tools.llama_cpp_build` (or `make setup`), about 4 minutes.")
+    os.environ["UNSLOTH_LLAMA_CPP_PATH"] = str(found)
     zoo = sys.modules.get("unsloth_zoo.llama_cpp")
-    if zoo is not None and Path(zoo.LLAMA_CPP_DEFAULT_DIR) != folder:
+    if zoo is not None and Path(zoo.LLAMA_CPP_DEFAULT_DIR) != found:
         raise LlamaCppError(f"Unsloth has already read its llama.cpp folder ({zoo.LLAMA_CPP_DEFAULT_DIR}), not "
-                            f"{folder}. Restart Python and call llama_cpp_dir() before the first GGUF export.")
-    return folder
+                            f"{found}. Restart Python and call llama_cpp_dir() before the first GGUF export.")
+    return found
 
 
-def _run(command: list[str], log: Path, what: str) -> None:
-    with open(log, "a") as out:
-        out.write(f"\n$ {' '.join(command)}\n")
-        out.flush()
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise LlamaCppError(f"{what} failed (exit {done.returncode}); the full log is {log}")
+def check_quantization(methods: Sequence[str]) -> None:
+    """Raise LlamaCppError for a quantization method Unsloth does not know, naming the closest ones."""
+    from unsloth.save import ALLOWED_QUANTS
+
+    for method in methods:
+        if method not in ALLOWED_QUANTS:
+            close = difflib.get_close_matches(method, ALLOWED_QUANTS, n=3)
+            raise LlamaCppError(f"unknown GGUF quantization method {method!r}"
+                                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+                                + f" Unsloth knows: {', '.join(ALLOWED_QUANTS)}")
 
 
-def build(dest: Path) -> Path:
-    """Download llama-cpp-python's sdist with pip, build llama-quantize, and put its llama.cpp tree at ``dest``."""
-    missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
-    if missing:
-        raise LlamaCppError(f"cannot build llama.cpp: {' and '.join(missing)} not found on PATH (Debian/Ubuntu: "
-                            f"apt-get install cmake g++), or set UNSLOTH_LLAMA_CPP_PATH to a built llama.cpp.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log = dest.parent / f"{dest.name}-build.log"
-    log.write_text("")
-    start = time.time()
-    print(f"Building llama-quantize from llama-cpp-python {VERSION} into {dest}, once: about 5 minutes on 2 free "
-          f"CPU cores, longer on a busy machine (log: {log}) ...", flush=True)
-    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.tmp-", dir=dest.parent) as tmp:
-        tmp = Path(tmp)
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "-d", str(tmp),
-              f"llama-cpp-python=={VERSION}"], log, "downloading the llama-cpp-python source package")
-        with tarfile.open(next(tmp.glob("llama_cpp_python-*.tar.gz"))) as sdist:
-            sdist.extractall(tmp, filter="data")
-        source = tmp / f"llama_cpp_python-{VERSION}" / "vendor" / "llama.cpp"
-        absent = [name for name in NEEDED if not (source / name).exists()]
-        if absent:
-            raise LlamaCppError(f"llama-cpp-python {VERSION} from PyPI has no {absent} in vendor/llama.cpp/")
-        for name in UNUSED:
-            shutil.rmtree(source / name, ignore_errors=True)
-        _run(["cmake", "-S", str(source), "-B", str(tmp / "build"), *CMAKE_FLAGS], log, "cmake configure")
-        _run(["cmake", "--build", str(tmp / "build"), "--target", "llama-quantize", "-j", str(os.cpu_count() or 1)],
-             log, "building llama-quantize")
-        shutil.copy2(tmp / "build" / "bin" / "llama-quantize", source / "llama-quantize")  # where Unsloth looks
-        why = problem(source)
-        if why:
-            raise LlamaCppError(f"the build finished but is not usable: {why}; the log is {log}")
-        if dest.exists() and problem(dest) is None:  # another process finished first
-            return dest
-        shutil.rmtree(dest, ignore_errors=True)  # a broken earlier attempt
-        os.replace(source, dest)  # only a complete folder ever appears at dest
-    print(f"llama.cpp is ready in {dest} (built in {time.time() - start:.0f} s).", flush=True)
-    return dest
+@contextlib.contextmanager
+def export_errors(folder: str | Path) -> Iterator[None]:
+    """Around an export: a full disk or a failed conversion becomes a LlamaCppError naming ``folder``."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise LlamaCppError(f"{folder}: the disk filled up during the export ({err.filename or 'a file'}); nothing "
+                            f"was kept. Free space (the 8B model needs about 16 GB for the merge and 8.5 GB for "
+                            f"q8_0) and run it again.") from None
+    except (RuntimeError, subprocess.CalledProcessError) as err:
+        if isinstance(err, LlamaCppError):
+            raise
+        last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+        raise LlamaCppError(f"{folder}: the GGUF export failed ({type(err).__name__}: {last[0]}); nothing was kept, "
+                            f"the full error is chained below.") from err
+
+
+def gguf_files(folder: str | Path) -> dict[str, Path]:
+    """The GGUF files under ``folder`` by quantization method: ``{"q8_0": .../model.Q8_0.gguf, ...}``."""
+    found = {}
+    for path in sorted(Path(folder).rglob("*.gguf")):
+        method = path.name[:-len(".gguf")].rsplit(".", 1)[-1].lower()
+        found[method] = path
+    return found
+
+
+def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new_tokens: int = 32,
+                 prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt) -> list[str]:
+    """Greedy answers from a GGUF file run by llama.cpp (``llama_cpp.Llama``); generation stops at EOS."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=os.cpu_count(), seed=0, verbose=False,
+                n_gpu_layers=-1)  # all layers on the GPU where this build has one
+    try:
+        return [llm(prompt(r), max_tokens=max_new_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
+                ["choices"][0]["text"].strip() for r in records]
+    finally:
+        llm.close()
+
+
+def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:
+    """An Ollama Modelfile for a model trained on an Alpaca prompt (three ``{}`` slots: instruction, input, response).
+
+    The template keeps the prompt's text with Ollama's ``{{ .Prompt }}`` in the instruction slot; a question
+    with an input passes it inside ``.Prompt``, after the input section's heading, as the training text had it.
+    """
+    head, _, response, _ = alpaca.split("{}")
+    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{head}{{{{ .Prompt }}}}{response}"""',
+             *(f'PARAMETER stop "{stop}"' for stop in stops), "PARAMETER temperature 0"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_modelfile(text: str) -> dict:
+    """The Modelfile's FROM, TEMPLATE and SYSTEM, its stop strings (``stop``) and other PARAMETERs."""
+    out: dict = {"stop": []}
+    for m in re.finditer(r'^(FROM|TEMPLATE|SYSTEM|PARAMETER)[ \t]+("""(.*?)"""|([^\n]*))$', text, flags=re.M | re.S):
+        word, value = m.group(1), m.group(3) if m.group(3) is not None else m.group(4).strip()
+        if word != "PARAMETER":
+            out[word] = value
+            continue
+        name, _, arg = value.partition(" ")
+        arg = arg.strip().strip('"')
+        out["stop"].append(arg) if name == "stop" else out.setdefault(name, arg)
+    return out
+
+
+def render_template(template: str, prompt: str) -> str:
+    """What Ollama sends the model for ``prompt`` with this TEMPLATE (only ``{{ .Prompt }}`` is supported here)."""
+    actions = set(re.findall(r"{{.*?}}", template))
+    if actions - {"{{ .Prompt }}"}:
+        raise ValueError(f"template actions other than {{{{ .Prompt }}}}: {sorted(actions)}")
+    return template.replace("{{ .Prompt }}", prompt)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.secrets import MissingTokenError, hf_token, in_kaggle
+from helpers.runtime import in_kaggle
+from helpers.secrets import MissingTokenError, hf_token
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -1,2 +1,4 @@
 COURSE_MODEL = ""  # "", "auto", "tiny", or a model name / local path
 USE_DRIVE = False  # Colab: keep the adapter and checkpoints on Google Drive, for later notebooks and runtimes
+PUSH_TO_HUB = False  # upload the merged model and the GGUF files to the Hugging Face Hub (needs HF_TOKEN)
+HUB_REPO = ""  # "your-name/repository-name" on the Hub
