@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tools import bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +48,24 @@ def test_tiny_benchmark_runs_both_paths(tmp_path):
         assert r["train_tokens_per_s"] > 0 and r["generate_tokens_per_s"] > 0
         assert r["timed_steps"] == 2
     assert "Ratios a/b" in (tmp_path / "bench.md").read_text()
+
+
+def test_sweep_items_and_ratios():
+    assert bench.parse_config("4x2:unsloth") == {"batch": 4, "grad_accum": 2, "gradient_checkpointing": "unsloth"}
+    assert bench.parse_config("8x1:false") == {"batch": 8, "grad_accum": 1, "gradient_checkpointing": "false"}
+    assert bench.parse_config("2") == {"batch": 2, "grad_accum": 1, "gradient_checkpointing": "unsloth"}
+    a = {"path": "unsloth", "train_tokens_per_s": 200.0, "generate_tokens_per_s": 30.0, "peak_reserved_gib": 6.0,
+         "generate_batch32_tokens_per_s": 900.0}
+    b = {"path": "hf", "train_tokens_per_s": 100.0, "generate_tokens_per_s": 10.0, "peak_reserved_gib": 12.0,
+         "generate_batch32_tokens_per_s": 300.0}
+    assert bench.ratios([a, b]) == {"training speed": 2.0, "generation speed": 3.0, "batched generation speed": 3.0,
+                                   "peak reserved memory": 0.5}
+    assert bench.ratios([a, {"path": "hf", "error": "exit code 1"}]) == {}
+
+
+def test_decode_bound_is_bandwidth_over_the_4bit_weights():
+    from helpers.memory import llama_weight_memory
+
+    bound = bench.decode_bound(bench.ARCH["8b"], "NVIDIA H100 80GB HBM3")
+    assert bound == pytest.approx(3.35e12 / llama_weight_memory(bench.ARCH["8b"]).bytes_4bit)
+    assert 550 < bound < 620 and bench.decode_bound(bench.ARCH["8b"], "some other GPU") is None

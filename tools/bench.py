@@ -43,6 +43,9 @@ ARCH = {
                  rms_norm_eps=1e-5, tie_word_embeddings=False),
 }
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
+# Memory bandwidth in TB/s (vendor datasheets: H100 SXM5 80 GB, H200, A100 80 GB SXM, L4, A10, T4): batch-1
+# decoding reads every weight once per token, so bandwidth / weight bytes bounds its tokens/s.
+BANDWIDTH_TBS = {"H100": 3.35, "H200": 4.8, "A100": 2.04, "L4": 0.3, "A10": 0.6, "T4": 0.32}
 Path_ = Literal["unsloth", "hf"]
 
 
@@ -65,6 +68,8 @@ class BenchConfig:
     """Unsloth path: "unsloth" (offloaded, the course default), "true" (standard), "false" (none)"""
     hf_attention: str = "sdpa"
     """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
+    configs: tuple[str, ...] = ()
+    """a sweep: BATCHxACCUM:CHECKPOINTING items (e.g. 2x4:unsloth 8x1:unsloth), both paths for each, one ratio each"""
 
     def resolved_model_dir(self) -> Path:
         """Where the random-weight model lives (built once, reused)."""
@@ -98,12 +103,20 @@ def flops_per_token(arch: dict, seq_len: int, lora_r: int | None = 16) -> float:
     return 4 * n + 6 * lora_parameters(arch, lora_r) + attention
 
 
-def peak_tflops(gpu_name: str | None) -> float | None:
-    """Dense bf16 peak of a known GPU, in TFLOP/s (fp16 for the T4), or None."""
-    for key, value in PEAK_BF16_TFLOPS.items():
+def peak_tflops(gpu_name: str | None, table: dict = PEAK_BF16_TFLOPS) -> float | None:
+    """Dense bf16 peak of a known GPU, in TFLOP/s (fp16 for the T4), or None (``table`` for other figures)."""
+    for key, value in table.items():
         if gpu_name and key in gpu_name:
             return value
     return None
+
+
+def decode_bound(arch: dict, gpu_name: str | None) -> float | None:
+    """Batch-1 decoding's upper bound in tokens/s: memory bandwidth over the bytes of the 4-bit weights."""
+    from helpers.memory import llama_weight_memory
+
+    bandwidth = peak_tflops(gpu_name, BANDWIDTH_TBS)
+    return bandwidth * 1e12 / llama_weight_memory(arch).bytes_4bit if bandwidth else None
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -258,6 +271,22 @@ def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
     return new / (time.perf_counter() - start)
 
 
+def _batched_generation_speed(model, tokenizer, batch: int = 32, new_tokens: int = 16) -> float:
+    """New tokens/s when answering ``batch`` held-out questions at once, greedy, as notebook 06 scores them."""
+    from helpers.data import read_records
+    from helpers.paths import EVAL_FILE
+    from helpers.scoring import generate_answers
+
+    records = read_records(EVAL_FILE, extra_keys=["family"])[:batch]
+    generate_answers(model, tokenizer, records[:4], batch_size=4, max_new_tokens=4, progress=False)  # warm-up
+    StepTimer.sync()
+    start = time.perf_counter()
+    generate_answers(model, tokenizer, records, batch_size=batch, max_new_tokens=new_tokens, progress=False,
+                     min_new_tokens=new_tokens)
+    StepTimer.sync()
+    return batch * new_tokens / (time.perf_counter() - start)
+
+
 def _cpu_sft_trainer():
     """SFTTrainer with the model's own loss: TRL 1.15's fused LM head is a Triton kernel that needs a GPU.
 
@@ -300,7 +329,10 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], cfg.seq_len, cfg.r) / (tflops * 1e12) if tflops else None
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     gen = _generation_speed(model, tokenizer, cfg, path)
-    return dict(path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,
+    batched = _batched_generation_speed(model, tokenizer)
+    bound = decode_bound(ARCH[cfg.size], gpu_name)
+    return dict(generate_batch32_tokens_per_s=round(batched, 1),
+                decode_bound_tokens_per_s=None if bound is None else round(bound, 1), path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,
                 seconds_per_step=round(seconds / cfg.timed_steps, 3), train_tokens_per_s=round(tokens_per_s, 1),
                 peak_reserved_gib=None if peak is None else round(peak, 2), mfu=None if mfu is None else round(mfu, 4),
                 first_loss=losses[0], last_loss=losses[-1], generate_tokens_per_s=round(gen, 1))
@@ -312,34 +344,48 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
     """A Markdown table of the results, with the ratios Unsloth / plain where both ran."""
     lines = [f"Workload: size={cfg.size}, seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
              f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
-             f"generation: batch 1, {cfg.new_tokens} new tokens. GPU: {results[0].get('gpu') or 'none (CPU)'}",
-             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s | load s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing})", "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
+             f"generation: batch 1, {cfg.new_tokens} new tokens, and 32 held-out questions at once, 16 new tokens. "
+             f"GPU: {results[0].get('gpu') or 'none (CPU)'}",
+             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s (batch 1) | "
+             "of the bandwidth bound | generate tokens/s (batch 32) | load s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing})",
+             "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
     for r in results:
         if "error" in r:
-            lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | |")
+            lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | | | |")
             continue
         mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
         peak = "-" if r["peak_reserved_gib"] is None else r["peak_reserved_gib"]
+        bound = r.get("decode_bound_tokens_per_s")
+        share = f"{100 * r['generate_tokens_per_s'] / bound:.1f} % of {bound:.0f}" if bound else "-"
         lines.append(f"| {names[r['path']]} | {r['train_tokens_per_s']} | {r['seconds_per_step']} | {peak} | {mfu} | "
-                     f"{r['generate_tokens_per_s']} | {r['load_seconds']} |")
-    ok = {r["path"]: r for r in results if "error" not in r}
-    if "unsloth" in ok and "hf" in ok:
-        a, b = ok["unsloth"], ok["hf"]
-        lines += ["", f"Ratios a/b: training speed {a['train_tokens_per_s'] / b['train_tokens_per_s']:.2f}x, "
-                      f"generation speed {a['generate_tokens_per_s'] / b['generate_tokens_per_s']:.2f}x"
-                  + (f", peak reserved memory {a['peak_reserved_gib'] / b['peak_reserved_gib']:.2f}x"
-                     if a["peak_reserved_gib"] and b["peak_reserved_gib"] else "")]
+                     f"{r['generate_tokens_per_s']} | {share} | {r.get('generate_batch32_tokens_per_s', '-')} | "
+                     f"{r['load_seconds']} |")
+    ratio = ratios(results)
+    if ratio:
+        lines += ["", "Ratios a/b: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())]
     return "\n".join(lines) + "\n"
 
 
-def main(cfg: BenchConfig) -> int:
-    """Build the model once, run each path in a fresh process, and write bench.json and bench.md."""
+def ratios(results: list[dict]) -> dict[str, float]:
+    """Unsloth / plain for training speed, peak memory and generation speed, where both paths ran."""
+    ok = {r["path"]: r for r in results if "error" not in r}
+    if not {"unsloth", "hf"} <= set(ok):
+        return {}
+    a, b = ok["unsloth"], ok["hf"]
+    out = {"training speed": a["train_tokens_per_s"] / b["train_tokens_per_s"],
+           "generation speed": a["generate_tokens_per_s"] / b["generate_tokens_per_s"]}
+    if a.get("generate_batch32_tokens_per_s") and b.get("generate_batch32_tokens_per_s"):
+        out["batched generation speed"] = a["generate_batch32_tokens_per_s"] / b["generate_batch32_tokens_per_s"]
+    if a["peak_reserved_gib"] and b["peak_reserved_gib"]:
+        out["peak reserved memory"] = a["peak_reserved_gib"] / b["peak_reserved_gib"]
+    return out
+
+
+def run_config(cfg: BenchConfig) -> list[dict]:
+    """Each path of ``cfg`` in a fresh process (Unsloth patches transformers on import); writes bench.json and bench.md."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    build_random_model(cfg)
-    print(f"model ready in {time.perf_counter() - start:.1f} s: {cfg.resolved_model_dir()}", flush=True)
     results = []
     for path in cfg.paths:
         result_file = cfg.out / f"result-{path}.json"
@@ -354,8 +400,41 @@ def main(cfg: BenchConfig) -> int:
     table = report(cfg, results)
     (cfg.out / "bench.json").write_text(json.dumps({"config": asdict(cfg), "results": results}, indent=2, default=str) + "\n")
     (cfg.out / "bench.md").write_text(table)
-    print(table)
-    return 0 if all("error" not in r for r in results) else 1
+    print(table, flush=True)
+    return results
+
+
+def parse_config(item: str) -> dict:
+    """'4x2:unsloth' -> batch 4, grad_accum 2, gradient_checkpointing 'unsloth' (the part after ':' is optional)."""
+    shape, _, checkpointing = item.partition(":")
+    batch, _, accum = shape.partition("x")
+    return {"batch": int(batch), "grad_accum": int(accum or 1), "gradient_checkpointing": checkpointing or "unsloth"}
+
+
+def main(cfg: BenchConfig) -> int:
+    """Build the model once, then run the config (or every config of the sweep) on both paths and print the ratios."""
+    from dataclasses import replace
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    build_random_model(cfg)
+    print(f"model ready in {time.perf_counter() - start:.1f} s: {cfg.resolved_model_dir()}", flush=True)
+    if not cfg.configs:
+        return 0 if all("error" not in r for r in run_config(cfg)) else 1
+    lines = ["| config | training speed | peak reserved memory | generation speed | batched generation speed |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    failed = False
+    for item in cfg.configs:
+        one = replace(cfg, **parse_config(item), configs=(), model_dir=cfg.resolved_model_dir(), out=cfg.out / item.replace(":", "-"))
+        results = run_config(one)
+        failed |= any("error" in r for r in results)
+        r = ratios(results)
+        lines.append(f"| {item} | " + " | ".join(f"{r[k]:.2f}x" if k in r else "-" for k in
+                     ("training speed", "peak reserved memory", "generation speed", "batched generation speed")) + " |")
+    sweep = "Unsloth / plain, per configuration (BATCHxACCUM:CHECKPOINTING; same model, data and GPU):\n\n" + "\n".join(lines) + "\n"
+    (cfg.out / "sweep.md").write_text(sweep)
+    print(sweep)
+    return 1 if failed else 0
 
 
 def _worker(path: str, cfg_json: str) -> int:
