@@ -686,7 +686,8 @@ def notebook_helpers(course: Path) -> set[str]:
 
 
 def summarize_junit(path: Path) -> str:
-    """Per notebook: cells passed / failed, seconds, and for each failed cell the first lines of its error."""
+    """Per notebook: cells passed / failed, seconds; for each failed cell (nbval counts code cells from 0)
+    its first line, what happened and the exception."""
     root = ET.parse(path).getroot()
     per: dict[str, list] = {}
     for case in root.iter("testcase"):
@@ -694,18 +695,24 @@ def summarize_junit(path: Path) -> str:
         failure = case.find("failure")
         if failure is None:
             failure = case.find("error")
-        entry = per.setdefault(nb, [0, 0, 0.0, []])
+        entry = per.setdefault(nb, [0, 0, 0.0, [], 0])
         entry[2] += float(case.get("time", 0))
         if failure is not None:
             entry[1] += 1
-            text = (failure.get("message") or "") + "\n" + (failure.text or "")
-            err = [line for line in text.splitlines() if re.search(r"(Error|Exception|assert)", line)]
-            entry[3].append(f"{case.get('name')}: {(err[-1] if err else text.strip().splitlines()[-1])[:300]}")
+            text = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", (failure.get("message") or "") + "\n" + (failure.text or ""))
+            why = re.search(r"Cell \d+: (.+)", text)
+            errors = [line for line in text.splitlines() if re.match(r"\w*(Error|Exception|Interrupt)\b", line)]
+            first = text.split("Input:\n", 1)[1].split("\n", 1)[0] if "Input:\n" in text else ""
+            entry[3].append(f"{case.get('name')} [{first[:50]}]: {why.group(1) if why else ''}"
+                            + (f" -> {errors[-1][:200]}" if errors else ""))
         elif case.find("skipped") is None:
             entry[0] += 1
+        else:
+            entry[4] += 1
     lines = []
-    for nb, (ok, bad, secs, errors) in sorted(per.items()):
-        lines.append(f"{nb:40} {'PASSED' if not bad else 'FAILED'}  {ok} cells passed, {bad} failed, {secs:.1f} s")
+    for nb, (ok, bad, secs, errors, skipped) in sorted(per.items()):
+        lines.append(f"{nb:40} {'PASSED' if not bad else 'FAILED'}  {ok} cells passed, {bad} failed"
+                     + (f", {skipped} skipped" if skipped else "") + f", {secs:.1f} s")
         lines += [f"    {e}" for e in errors]
     return "\n".join(lines)
 
