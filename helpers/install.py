@@ -62,7 +62,7 @@ def main():
     except metadata.PackageNotFoundError:
         probe = "import torch; print(torch.__version__, torch.cuda.is_available())"
         torch_version, cuda = subprocess.run([sys.executable, "-c", probe], capture_output=True,
-                                             text=True, check=True).stdout.split()
+                                             text=True, check=True).stdout.split()[-2:]
         version, why = choose_xformers(torch_version, cuda == "True")
         if version:
             subprocess.run([*PIP, "install", "-q", "--no-deps", f"xformers=={version}"], check=True)
@@ -74,7 +74,8 @@ def main():
     if failed.returncode:
         name = failed.stdout.split("FAILED ")[-1].strip() or MODULES[0]
         fix = fixes(lines, name) or [f"pip install --no-deps -r {ROOT / 'requirements-colab.txt'}"]
-        sys.exit(f"\nINSTALL FAILED: `import {name}` fails after the install:\n  {failed.stderr.strip()}\n"
+        error = "\n  ".join(failed.stderr.strip().splitlines()[-3:])
+        sys.exit(f"\nINSTALL FAILED: `import {name}` fails after the install:\n  {error}\n"
                  "Fix: run this, then Runtime > Restart session, then this cell again; and please report it "
                  "(this runtime's packages changed):\n  " + "\n  ".join(fix))
     accepted = set(ACCEPTED.read_text().splitlines()) if ACCEPTED.exists() else set()

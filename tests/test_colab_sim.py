@@ -228,3 +228,65 @@ def test_accepted_list_holds_only_pip_check_lines_and_comments():
     text = (SIM_DIR / "pip-check-accepted.txt").read_text()
     assert all(line.startswith("#") or re.search(r" (requires|has requirement) ", line)
                for line in text.splitlines() if line.strip())
+
+
+class _FakeRun:
+    """Stands in for subprocess.run inside helpers/install.py: records commands, answers like pip and python."""
+
+    def __init__(self, pip_check, import_error=None):
+        self.pip_check, self.import_error, self.commands = pip_check, import_error, []
+
+    def __call__(self, cmd, **kwargs):
+        from types import SimpleNamespace
+        self.commands.append(cmd)
+        if cmd[1:4] == ["-m", "pip", "check"]:
+            return SimpleNamespace(returncode=1, stdout="\n".join(self.pip_check) + "\n", stderr="")
+        if cmd[1] == "-c" and "torch" in cmd[2]:
+            return SimpleNamespace(returncode=0, stdout="2.11.0+cu128 True\n", stderr="")
+        if cmd[1] == "-c":  # the import check
+            if self.import_error:
+                name, error = self.import_error
+                return SimpleNamespace(returncode=1, stdout=f"FAILED {name}\n", stderr=f"warning: x\n{error}\n")
+            return SimpleNamespace(returncode=0, stdout="", stderr="")
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+
+@pytest.fixture
+def fake_course(tmp_path, monkeypatch):
+    (tmp_path / "requirements-colab.txt").write_text("datasets==4.8.5\n")
+    accepted = tmp_path / "accepted.txt"
+    accepted.write_text("# why\nipython 7.34.0 requires jedi, which is not installed.\n")
+    monkeypatch.setattr(install, "ROOT", tmp_path)
+    monkeypatch.setattr(install, "DONE", tmp_path / ".installed")
+    monkeypatch.setattr(install, "ACCEPTED", accepted)
+
+    def no_xformers(name):
+        raise install.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(install.metadata, "version", no_xformers)
+    return tmp_path
+
+
+def test_install_stops_naming_the_package_and_the_fix_when_an_import_fails(fake_course, monkeypatch):
+    run = _FakeRun(["datasets 4.8.5 has requirement pyarrow>=21.0.0, but you have pyarrow 18.1.0."],
+                   ("datasets", "AttributeError: module 'pyarrow' has no attribute 'json_'"))
+    monkeypatch.setattr(install.subprocess, "run", run)
+    with pytest.raises(SystemExit) as exit_:
+        install.main()
+    message = str(exit_.value.code)
+    assert "`import datasets` fails" in message and "no attribute 'json_'" in message
+    assert 'pip install --no-deps "pyarrow>=21.0.0"' in message
+    assert not (fake_course / ".installed").exists()
+    assert [c for c in run.commands if "xformers==0.0.35" in c], "a GPU with torch 2.11 gets xformers 0.0.35"
+
+
+def test_install_warns_about_new_pip_check_lines_and_runs_once(fake_course, monkeypatch, capsys):
+    run = _FakeRun(["ipython 7.34.0 requires jedi, which is not installed.",
+                    "sentence-transformers 5.7.0 has requirement transformers<5, but you have transformers 5.17.0."])
+    monkeypatch.setattr(install.subprocess, "run", run)
+    install.main()
+    out = capsys.readouterr().out
+    assert "warning: pip check: sentence-transformers 5.7.0" in out and "jedi" not in out
+    assert (fake_course / ".installed").exists()
+    run.commands.clear()
+    install.main()
+    assert run.commands == [] and "installed already" in capsys.readouterr().out

@@ -583,6 +583,7 @@ class Sim:
             "COLAB_RELEASE_TAG": "colab-sim", "IPYTHONDIR": str(run / "ipython"), "MPLBACKEND": "agg",
             "HF_HUB_OFFLINE": "1", "COURSE_MODEL": "tiny", "TOKENIZERS_PARALLELISM": "false",
             "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel's debugger on Python 3.13: no frozen-modules notice
         })
         return env
 
@@ -592,13 +593,17 @@ class Sim:
         if dirty:
             log("note: the setup cell clones the last commit (HEAD); these uncommitted changes are not in it:\n"
                 + "\n".join(f"  {line}" for line in dirty.splitlines()))
+        start = time.monotonic()
         run = self.fresh_copy(base)
+        log(f"fresh copy of the base environment (hard links): {time.monotonic() - start:.1f} s")
         cell, own = cell_for_sim(json.loads(SETUP_NOTEBOOK.read_text()))
         log(f"setup cell: {'the notebook' + chr(39) + 's own' if own else 'the proposed one (' + PROPOSED_CELL.name + ')'}"
             f", run by the simulated runtime's Python in {run / 'content'}")
         driver = "import google.colab, sys\nexec(compile(sys.argv[1], 'setup cell', 'exec'), {'__name__': '__main__'})"
+        start = time.monotonic()
         r = subprocess.run([str(run / "venv" / "bin" / "python"), "-c", driver, cell], cwd=run / "content",
                            env=self.env(run))
+        log(f"setup cell: {time.monotonic() - start:.1f} s")
         if r.returncode:
             self.failures.append("setup: the setup cell failed")
             raise StageFailed("the setup cell failed (its output is above)")
