@@ -7,7 +7,8 @@ Stages (each runs the ones before it when needed):
   build      a virtual environment with Colab's Python minor version holding Colab's versions (from the
              committed pip-freeze.gpu.txt) of every package the course's pins touch: the dependency closure
              of requirements-colab.txt (Requires-Dist, recursively) met with the freeze, plus torch, triton and
-             what the notebooks and their tests need. No CUDA library is installed. Cached outside the repo
+             what the notebooks and their tests need. No CUDA library is installed: PyPI's torch 2.11.0 (a CUDA
+             build) gets stub libraries that report "no device", so it imports and runs on the CPU. Cached outside the repo
              (~/.cache/unsloth-course/colab-sim/<hash of the inputs>/base); a second run reuses it.
   setup      a fresh copy of that environment (hard links: seconds), a fake `google.colab`, then the setup
              cell of notebooks/00_environment_check.ipynb, executed by the simulated runtime's Python, with
