@@ -1,0 +1,5 @@
+"""Colab's error base class."""
+
+
+class Error(Exception):
+    """Base class of google.colab's errors."""
