@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup course test bench docs docs-serve docs-screenshots
+.PHONY: setup course test colab-sim bench docs docs-serve docs-screenshots
 
 # llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
@@ -35,6 +35,12 @@ course: setup
 test: setup
 	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks --doctest-modules helpers tools --nbval-lax --nbval-current-env; \
 	  status=$$?; rm -rf $$out; exit $$status
+
+# Colab, simulated on this CPU machine (tools/colab_sim): Colab's Python 3.13 and package versions (its
+# published pip freeze), the notebooks' own setup cell, pip check, the imports, every notebook on the tiny
+# model. The heavy install is cached in ~/.cache/unsloth-course/colab-sim. Needs python3.13, gcc and PyPI.
+colab-sim:
+	$(PYTHON) tools/colab_sim/colab_sim.py --stage all
 
 bench: setup
 	$(PY) -m tools.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32

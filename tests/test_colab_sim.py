@@ -1,12 +1,13 @@
-"""The Colab simulation's logic (tools/colab_sim/colab_sim.py) and helpers/install.py, offline: no venv is built."""
+"""The Colab simulation's logic (tools/colab_sim/colab_sim.py) and tools/install.py, offline: no venv is built."""
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from helpers import install
+from tools import install
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_DIR = ROOT / "tools" / "colab_sim"
@@ -135,23 +136,14 @@ def _notebook(setup_source):
                       {"cell_type": "code", "source": setup_source.splitlines(keepends=True)}]}
 
 
-def test_the_sim_runs_the_notebooks_own_cell_once_it_reads_course_repo_url():
-    own = 'REPO_URL = "x"\nurl = os.environ.get("COURSE_REPO_URL", REPO_URL)\n'
-    assert sim.cell_for_sim(_notebook(own)) == (own, True)
+def test_the_notebooks_setup_cell_takes_the_simulations_overrides():
+    nb = json.loads((ROOT / "notebooks" / "00_environment_check.ipynb").read_text())
+    cell = sim.cell_for_sim(nb)
+    assert 'os.environ.get("COURSE_REPO_URL", REPO_URL)' in cell and 'os.environ.get("COURSE_DIR", HOSTED[host])' in cell
+    assert '"tools", "install.py"' in cell
     old = 'REPO_URL = "x"\nsubprocess.run(["git", "clone", REPO_URL, "/content/course"])\n'
-    cell, is_own = sim.cell_for_sim(_notebook(old))
-    assert not is_own and cell == (SIM_DIR / "setup_cell.py").read_text()
-
-
-def test_the_proposed_setup_cell_keeps_the_notebook_conventions_and_takes_the_overrides():
-    cell = (SIM_DIR / "setup_cell.py").read_text()
-    compile(cell, "setup_cell.py", "exec")
-    repo = re.search(r'^Repository = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
-    assert f'REPO_URL = "{repo}"' in cell
-    assert 'if "google.colab" in sys.modules:' in cell and "requirements-colab.txt" in cell
-    assert 'os.environ.get("COURSE_REPO_URL", REPO_URL)' in cell
-    assert 'os.environ.get("COURSE_DIR", "/content/course")' in cell
-    assert "helpers/install.py" in cell
+    with pytest.raises(ValueError, match="does not read \\['COURSE_REPO_URL', 'COURSE_DIR'\\]"):
+        sim.cell_for_sim(_notebook(old))
 
 
 def test_imported_modules_skips_magics_and_shell_lines():
@@ -175,7 +167,7 @@ def test_junit_summary_names_the_failing_cell(tmp_path):
            "on a CPU no 4-bit" in summary
 
 
-# ---------------------------------------------------------------- helpers/install.py
+# ---------------------------------------------------------------- tools/install.py
 
 @pytest.mark.parametrize("torch_version,expected", [
     ("2.11.0+cu128", "0.0.35"),  # Colab, 2026-08-19: 0.0.35 asks for torch>=2.10
@@ -208,10 +200,10 @@ def test_install_fix_comes_from_pip_checks_line_about_the_failing_package():
 
 
 def test_install_script_is_standard_library_only_and_short():
-    source = (ROOT / "helpers" / "install.py").read_text()
+    source = (ROOT / "tools" / "install.py").read_text()
     imported = sim.imported_modules([source])
     assert {m.split(".")[0] for m in imported} <= {"os", "re", "subprocess", "sys", "importlib", "pathlib"}
-    assert len(source.splitlines()) <= 90
+    assert len(source.splitlines()) <= 110  # learners read it: keep it short
 
 
 # ---------------------------------------------------------------- requirements-colab.txt
@@ -231,7 +223,7 @@ def test_accepted_list_holds_only_pip_check_lines_and_comments():
 
 
 class _FakeRun:
-    """Stands in for subprocess.run inside helpers/install.py: records commands, answers like pip and python."""
+    """Stands in for subprocess.run inside tools/install.py: records commands, answers like pip and python."""
 
     def __init__(self, pip_check, import_error=None):
         self.pip_check, self.import_error, self.commands = pip_check, import_error, []
@@ -290,3 +282,10 @@ def test_install_warns_about_new_pip_check_lines_and_runs_once(fake_course, monk
     run.commands.clear()
     install.main()
     assert run.commands == [] and "installed already" in capsys.readouterr().out
+
+
+def test_bitsandbytes_is_installed_beside_a_gpu_only():
+    with_gpu, without = install.requirements(cuda=True), install.requirements(cuda=False)
+    assert any(line.startswith("bitsandbytes==") for line in with_gpu)
+    assert not any(line.startswith("bitsandbytes") for line in without)
+    assert set(with_gpu) - set(without) == {next(line for line in with_gpu if line.startswith("bitsandbytes"))}

@@ -73,7 +73,7 @@ def test_setup_cell_installs_only_on_colab_or_kaggle_from_the_one_url(path):
     assert tagged(path, "course:setup") == [setup], "the setup cell comes first, once"
     assert f'REPO_URL = "{REPO_URL}"' in setup
     assert '"google.colab" in sys.modules' in setup and '"KAGGLE_KERNEL_RUN_TYPE" in os.environ' in setup
-    assert '"helpers", "install.py"' in setup
+    assert '"tools", "install.py"' in setup
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(code)))
     assert urls <= {REPO_URL}, f"{path.name} names another repository URL: {urls - {REPO_URL}}"
 

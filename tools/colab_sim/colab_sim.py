@@ -38,7 +38,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 FREEZE = HERE / "pip-freeze.gpu.txt"
 ACCEPTED = HERE / "pip-check-accepted.txt"
-PROPOSED_CELL = HERE / "setup_cell.py"
 FAKE_COLAB = HERE / "fake_colab"
 SETUP_NOTEBOOK = REPO / "notebooks" / "00_environment_check.ipynb"
 REQUIREMENTS = REPO / "requirements-colab.txt"
@@ -346,13 +345,13 @@ def setup_cell(notebook: dict) -> str:
     raise ValueError("no code cell with REPO_URL")
 
 
-def cell_for_sim(notebook: dict) -> tuple[str, bool]:
-    """(setup cell to run, True when it is the notebook's own). Until the notebooks carry the proposed cell
-    (the one that reads COURSE_REPO_URL and COURSE_DIR), the proposed one stands in for it."""
+def cell_for_sim(notebook: dict) -> str:
+    """The notebook's setup cell, which must take the simulation's overrides (COURSE_REPO_URL, COURSE_DIR)."""
     own = setup_cell(notebook)
-    if "COURSE_REPO_URL" in own:
-        return own, True
-    return PROPOSED_CELL.read_text(), False
+    missing = [name for name in ("COURSE_REPO_URL", "COURSE_DIR") if name not in own]
+    if missing:
+        raise ValueError(f"the setup cell does not read {missing}: the simulation cannot point it at this clone")
+    return own
 
 
 def imported_modules(sources: list[str]) -> set[str]:
@@ -597,9 +596,8 @@ class Sim:
         start = time.monotonic()
         run = self.fresh_copy(base)
         log(f"fresh copy of the base environment (hard links): {time.monotonic() - start:.1f} s")
-        cell, own = cell_for_sim(json.loads(SETUP_NOTEBOOK.read_text()))
-        log(f"setup cell: {'the notebook' + chr(39) + 's own' if own else 'the proposed one (' + PROPOSED_CELL.name + ')'}"
-            f", run by the simulated runtime's Python in {run / 'content'}")
+        cell = cell_for_sim(json.loads(SETUP_NOTEBOOK.read_text()))
+        log(f"setup cell: {SETUP_NOTEBOOK.name}'s, run by the simulated runtime's Python in {run / 'content'}")
         driver = "import google.colab, sys\nexec(compile(sys.argv[1], 'setup cell', 'exec'), {'__name__': '__main__'})"
         start = time.monotonic()
         r = subprocess.run([str(run / "venv" / "bin" / "python"), "-c", driver, cell], cwd=run / "content",
@@ -646,16 +644,9 @@ class Sim:
     def notebooks(self, run: Path) -> None:
         py = str(run / "venv" / "bin" / "python")
         course = run / "content" / "course"
-        proposed = PROPOSED_CELL.read_text()
         paths = []
         for nb_path in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-            nb = json.loads(nb_path.read_text())
-            if "COURSE_REPO_URL" not in setup_cell(nb):
-                for cell in nb["cells"]:
-                    if cell["cell_type"] == "code" and "REPO_URL" in "".join(cell["source"]):
-                        cell["source"] = proposed.splitlines(keepends=True)
-                        break
-            (run / "content" / nb_path.name).write_text(json.dumps(nb, indent=1))
+            shutil.copy(nb_path, run / "content" / nb_path.name)  # run from /content, as on Colab
             paths.append(nb_path.name)
         junit = run / "notebooks-junit.xml"
         cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
@@ -669,6 +660,23 @@ class Sim:
         log(f"full pytest log: {run / 'notebooks.log'}")
         if r.returncode:
             self.failures.append("notebooks: some cells failed")
+
+    def with_bitsandbytes(self, run: Path) -> None:
+        """Colab's CPU runtime with bitsandbytes (a learner who installs it, or an image that ships it): the
+        setup cell leaves it out without a GPU, so install it and run the loading notebooks again."""
+        py = str(run / "venv" / "bin" / "python")
+        pin = next(line.strip() for line in (REPO / "requirements-colab.txt").read_text().splitlines()
+                   if line.startswith("bitsandbytes=="))
+        subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", pin], check=True, env=self.env(run))
+        names = ["01_load_in_4bit.ipynb", "02_lora_adapters.ipynb"]
+        r = subprocess.run([py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
+                            *names], cwd=run / "content", env=self.env(run), capture_output=True, text=True)
+        (run / "bitsandbytes.log").write_text(r.stdout + r.stderr)
+        log(f"with {pin} on the CPU: notebooks 01 and 02 " + ("passed" if r.returncode == 0 else
+            f"FAILED (log: {run / 'bitsandbytes.log'})\n" + r.stdout[-2000:]))
+        subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "bitsandbytes"], env=self.env(run))
+        if r.returncode:
+            self.failures.append("cpu+bitsandbytes: notebooks 01-02 failed")
 
     def timed(self, name, fn, *args):
         start = time.monotonic()
@@ -756,6 +764,8 @@ def main(argv=None) -> int:
                 sim.timed("check", sim.check, run)
             if args.stage in ("notebooks", "all"):
                 sim.timed("notebooks", sim.notebooks, run)
+                if not args.notebook:
+                    sim.timed("cpu+bitsandbytes", sim.with_bitsandbytes, run)
     except StageFailed as e:
         log(f"FAILED: {e}")
     log("\nstage times: " + ", ".join(f"{n} {s:.1f} s" for n, s in sim.times)

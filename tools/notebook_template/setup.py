@@ -12,8 +12,8 @@ elif host:  # Colab or Kaggle: fetch the course and install the pinned stack, on
     if not os.path.isdir(COURSE_DIR):
         cloned = subprocess.run(["git", "clone", "--depth", "1", os.environ.get("COURSE_REPO_URL", REPO_URL), COURSE_DIR])
         assert cloned.returncode == 0, "could not fetch the course (on Kaggle: Settings > Internet on)"
-    if not os.path.exists(os.path.join(COURSE_DIR, ".installed")):  # helpers/install.py writes it when all is well
-        done = subprocess.run([sys.executable, os.path.join(COURSE_DIR, "helpers", "install.py")], capture_output=True, text=True)
+    if not os.path.exists(os.path.join(COURSE_DIR, ".installed")):  # tools/install.py writes it when all is well
+        done = subprocess.run([sys.executable, os.path.join(COURSE_DIR, "tools", "install.py")], capture_output=True, text=True)
         print(done.stdout, done.stderr)
         assert done.returncode == 0, "the install failed: read the lines above"
 else:

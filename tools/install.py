@@ -1,9 +1,10 @@
 """Install the course's pinned stack on Colab (or Kaggle). Every notebook's first cell runs it:
 
-    python /content/course/helpers/install.py
+    python /content/course/tools/install.py
 
 1. requirements-colab.txt with --no-deps, as Unsloth's own Colab cell does: the runtime keeps its own
-   torch, triton and CUDA libraries (a CPU or mismatched build in their place breaks the GPU).
+   torch, triton and CUDA libraries (a CPU or mismatched build in their place breaks the GPU). Without a
+   GPU, bitsandbytes is left out: its 4-bit weights only slow a CPU down.
 2. xformers, only in the release built for this runtime's torch; none fits: skip it (Unsloth then uses
    PyTorch's own attention).
 3. A fresh process imports the libraries; a failure stops here with the package and the fix.
@@ -52,17 +53,25 @@ def fixes(pip_check, package):
     return out
 
 
+def requirements(cuda):
+    """The lines of requirements-colab.txt to install: all of them, but bitsandbytes only beside a CUDA GPU."""
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-colab.txt").read_text().splitlines()]
+    return [line for line in lines if line and (cuda or not line.startswith("bitsandbytes"))]
+
+
 def main():
     if DONE.exists():
         return print(f"The course's packages are installed already ({DONE} exists).")
-    subprocess.run([*PIP, "install", "-q", "--no-deps", "-r", str(ROOT / "requirements-colab.txt")], check=True)
+    probe = "import torch; print(torch.__version__, torch.cuda.is_available())"
+    torch_version, cuda = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                         text=True, check=True).stdout.split()[-2:]
+    if cuda != "True":
+        print("No CUDA GPU: bitsandbytes is left out, so Unsloth trains in 16-bit on the CPU (its 4-bit would "
+              "only be slower here).")
+    subprocess.run([*PIP, "install", "-q", "--no-deps", *requirements(cuda == "True")], check=True)
     try:
-        xformers = metadata.version("xformers")
-        print(f"xformers {xformers} is installed already: left as it is.")
+        print(f"xformers {metadata.version('xformers')} is installed already: left as it is.")
     except metadata.PackageNotFoundError:
-        probe = "import torch; print(torch.__version__, torch.cuda.is_available())"
-        torch_version, cuda = subprocess.run([sys.executable, "-c", probe], capture_output=True,
-                                             text=True, check=True).stdout.split()[-2:]
         version, why = choose_xformers(torch_version, cuda == "True")
         if version:
             subprocess.run([*PIP, "install", "-q", "--no-deps", f"xformers=={version}"], check=True)
