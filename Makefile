@@ -39,7 +39,7 @@ test: setup
 # Colab, simulated on this CPU machine (tools/colab_sim): Colab's Python 3.13 and package versions (its
 # published pip freeze), the notebooks' own setup cell, pip check, the imports, every notebook on the tiny
 # model. The heavy install is cached in ~/.cache/unsloth-course/colab-sim. Needs python3.13, gcc and PyPI.
-colab-sim:
+colab-sim: setup
 	$(PYTHON) tools/colab_sim/colab_sim.py --stage all
 
 bench: setup

@@ -58,10 +58,11 @@ def problem(folder: Path) -> str | None:
 
 
 def llama_cpp_dir() -> Path | None:
-    """A usable llama.cpp folder, with Unsloth pointed at it; None on Colab (Unsloth builds its own there)."""
-    if in_colab():
-        return None
+    """A usable llama.cpp folder, with Unsloth pointed at it; on Colab None (Unsloth builds its own there) unless
+    ``UNSLOTH_LLAMA_CPP_PATH`` names one."""
     chosen = os.environ.get("UNSLOTH_LLAMA_CPP_PATH")
+    if in_colab() and not chosen:
+        return None
     if chosen and problem(Path(chosen)):  # the user's choice: use it or say why not, never replace it silently
         raise LlamaCppError(f"UNSLOTH_LLAMA_CPP_PATH={chosen} is not usable: {problem(Path(chosen))}. Fix it, or "
                             f"unset it to use the course's build in {cached_dir()}.")

@@ -246,9 +246,17 @@ def train_metrics(state_path: Path, placement: Placement) -> dict[str, Any]:
         "train_runtime_s": runtime,
         "tokens": int(tokens),
         "tokens_per_s": tokens / runtime if runtime and runtime == runtime else float("nan"),
+        "peak_reserved_gib_this_gpu": _peak_gib(),
         "first_loss": losses[0] if losses else float("nan"),
         "last_loss": losses[-1] if losses else float("nan"),
     }
+
+
+def _peak_gib() -> float | None:
+    """Peak reserved memory of this process's GPU (each DDP process holds a whole copy on its own), or None."""
+    import torch
+
+    return round(torch.cuda.max_memory_reserved() / 1024**3, 2) if torch.cuda.is_available() else None
 
 
 def cmd_infer(cfg: CourseConfig) -> int:

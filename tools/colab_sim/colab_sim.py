@@ -584,6 +584,10 @@ class Sim:
             "HF_HUB_OFFLINE": "1", "COURSE_MODEL": "tiny", "TOKENIZERS_PARALLELISM": "false",
             "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel's debugger on Python 3.13: no frozen-modules notice
+            # Notebook 08: on Colab Unsloth clones and builds llama.cpp; offline, the course's own build stands in
+            # (python -m tools.llama_cpp_build, which make setup runs).
+            "UNSLOTH_LLAMA_CPP_PATH": str(Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "unsloth-course"))
+                                          / "llama.cpp-0.3.36"),
         })
         return env
 
