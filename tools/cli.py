@@ -26,7 +26,7 @@ from typing import Any
 
 from tools.config import ConfigError, CourseConfig, Placement, load_config, save_config
 
-USAGE = """usage: course {train,infer,merge,baseline} [--config FILE.yaml] [--FIELD VALUE ...]
+USAGE = """usage: course {train,infer,merge,baseline,export} [--config FILE.yaml] [--FIELD VALUE ...]
 
 Fine-tune and use an LLM with Unsloth, with the course's recipe (the notebooks' code path).
 
@@ -36,6 +36,8 @@ commands:
             --eval scores the answers (notebook 06's helpers)
   merge     write a merged 16-bit model and check its greedy output against the adapter (notebook 05)
   baseline  score the base model, without an adapter, on EVAL_DATA (notebook 06)
+  export    write the adapter as merged weights, GGUF files and an Ollama Modelfile (notebook 08):
+            --formats merged_16bit q8_0 q4_k_m ollama (merged_4bit on a GPU)
 
 Settings: defaults < the YAML file given by --config < flags. See `course train --help` for every
 field, configs/*.yaml for examples and docs/commands.md for the notebook-to-command path.
@@ -372,6 +374,61 @@ def cmd_merge(cfg: CourseConfig) -> int:
     return 0
 
 
+MERGED = {"merged_16bit": "merged_16bit", "merged_4bit": "merged_4bit_forced"}  # format -> Unsloth's save_method
+
+
+def check_export(cfg: CourseConfig) -> Path:
+    """export needs an adapter and formats it knows (GGUF methods are checked against Unsloth's list); return the adapter."""
+    adapter = require_adapter(cfg)
+    gguf = [f for f in cfg.formats if f not in MERGED and f != "ollama"]
+    if "ollama" in cfg.formats and not gguf:
+        raise ConfigError(f"{cfg.source('formats')}: field 'formats' has 'ollama' but no GGUF method for its FROM "
+                          f"line; add one, e.g. --formats q8_0 ollama")
+    return adapter
+
+
+def cmd_export(cfg: CourseConfig) -> int:
+    """Export the adapter (notebook 08): merged 16-bit or 4-bit weights, GGUF files, an Ollama Modelfile."""
+    from helpers.data import ALPACA_PROMPT
+    from helpers.llama_cpp import LlamaCppError, alpaca_modelfile, check_quantization, export_errors, gguf_files, llama_cpp_dir
+    from helpers.save import atomic_folder
+
+    adapter = check_export(cfg)
+    placement = placement_for(cfg)
+    single_process(placement, "export")
+    gguf = [f for f in cfg.formats if f not in MERGED and f != "ollama"]
+    try:
+        check_quantization(gguf)
+    except LlamaCppError as err:
+        raise ConfigError(f"{cfg.source('formats')}: field 'formats': {err}") from None
+    if "merged_4bit" in cfg.formats and placement.device != "cuda":
+        raise ConfigError(f"{cfg.source('formats')}: field 'formats' has 'merged_4bit', which Unsloth writes from a "
+                          f"GPU only (bitsandbytes); use merged_16bit or a GGUF method on this {placement.device}")
+    out = Path(cfg.output_dir) / "export"
+    model, tokenizer = load_for_inference(str(adapter), cfg, placement)
+    written = []
+    for fmt in (f for f in cfg.formats if f in MERGED):
+        with export_errors(out / fmt), atomic_folder(out / fmt) as staging:
+            model.save_pretrained_merged(str(staging), tokenizer, save_method=MERGED[fmt])
+        written.append(out / fmt)
+    if gguf:
+        print(f"llama.cpp: {llama_cpp_dir() or 'Unsloth fetches and builds its own'}")
+        with export_errors(out / "gguf"), atomic_folder(out / "gguf") as staging:
+            model.save_pretrained_gguf(str(staging / "model"), tokenizer, quantization_method=gguf)
+        files = gguf_files(out / "gguf")
+        written += [files[m] for m in gguf if m in files]
+        if "ollama" in cfg.formats:
+            first = files[gguf[0]]
+            modelfile = first.parent / "Modelfile"
+            modelfile.write_text(alpaca_modelfile(first.name, ALPACA_PROMPT, stops=[tokenizer.eos_token, "### Instruction:"]))
+            written.append(modelfile)
+    save_config(cfg, out, notes=notes(cfg, placement, adapter=adapter))
+    for path in written:
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        print(f"{size / 1e6:10.1f} MB  {path}")
+    return 0
+
+
 def end_process_group() -> None:
     """Under ``accelerate launch``: leave the process group cleanly (torch warns at exit when nobody did)."""
     import torch.distributed as dist
@@ -438,10 +495,10 @@ def compare_greedy(model, tokenizer, prompt: str, expected: list[int], new_token
 
 
 COMMANDS: dict[str, Callable[[CourseConfig], int]] = {
-    "train": cmd_train, "infer": cmd_infer, "merge": cmd_merge, "baseline": cmd_baseline,
+    "train": cmd_train, "infer": cmd_infer, "merge": cmd_merge, "baseline": cmd_baseline, "export": cmd_export,
 }
 PREFLIGHT: dict[str, Callable[[CourseConfig], Any]] = {  # cheap checks, before torch and Unsloth load
-    "infer": check_infer, "merge": require_adapter,
+    "infer": check_infer, "merge": require_adapter, "export": check_export,
 }
 
 
@@ -471,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MergeCheckError as err:
         print(f"course {command}: merge check failed: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:  # an export that failed (no llama.cpp, a failed conversion, a full disk)
+        if type(err).__name__ != "LlamaCppError":
+            raise
+        print(f"course {command}: error: {err}", file=sys.stderr)
         return 1
 
 
