@@ -45,7 +45,7 @@ def test_entry_point_is_declared():
     assert project["project"]["scripts"]["course"] == "tools.cli:main"
     from tools.cli import COMMANDS
 
-    assert set(COMMANDS) == {"train", "infer", "merge", "baseline"}
+    assert set(COMMANDS) == {"train", "infer", "merge", "baseline", "export"}
 
 
 def test_help_lists_commands_and_fields():
