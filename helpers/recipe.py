@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from helpers.models import is_tiny
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-TINY = {"max_steps": 200, "learning_rate": 5e-3}  # the tiny model's changes to the recipe
+TINY = {"max_steps": 100, "learning_rate": 5e-3}  # the tiny model's changes to the recipe
 
 
 @dataclass(frozen=True)

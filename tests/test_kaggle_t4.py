@@ -265,14 +265,14 @@ def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
     changed = t4.rewrite_max_steps(root, 10)
     text = (root / "helpers" / "recipe.py").read_text()
     assert "    max_steps: int = 10\n" in text and "max_steps: int = 60" not in text
-    assert '"max_steps": 200' in text  # the tiny model's recipe is not the canary's business
+    assert '"max_steps": 100' in text  # the tiny model's recipe is not the canary's business
     assert changed[0] == "helpers/recipe.py: 1"
     with_literal = {p.name: len(re.findall(r"\bmax_steps\s*=\s*60\b", p.read_text()))
                     for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
     assert "04_sft_training.ipynb" in with_literal and with_literal["04_sft_training.ipynb"] == 1
     assert changed[1:] == [f"notebooks/{name}: {n}" for name, n in with_literal.items() if n]
     nb04 = (root / "notebooks" / "04_sft_training.ipynb").read_text()
-    assert "max_steps = 10 " in nb04 and "max_steps = 60" not in nb04 and "max_steps = 200" in nb04
+    assert "max_steps = 10 " in nb04 and "max_steps = 60" not in nb04 and "max_steps = 100" in nb04
     untouched = {p.name: p.read_text() for p in (ROOT / "notebooks").glob("*.ipynb")}
     for path in (root / "notebooks").glob("*.ipynb"):  # notebooks without the 8B literal are left byte for byte
         if not re.search(r"\bmax_steps\s*=\s*60\b", untouched[path.name]):

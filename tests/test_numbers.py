@@ -120,6 +120,24 @@ def test_tiny_model_parameters_match_its_file():
     assert "lm_head" not in {row.name for row in table.rows}
 
 
+def test_pages_state_the_tiny_model_size():
+    """README and docs state the tiny model's parameter count as the config gives it (built on the meta device)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.tiny import CONFIG, VOCAB_SIZE
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB_SIZE, **CONFIG))
+    n = sum(p.numel() for p in model.parameters())  # tied: the head is the embedding, counted once
+    stated = f"{n:,}"
+    for name in ["concepts/index.md", "concepts/tokens-and-parameters.md", "start-here.md"]:
+        assert stated in page(name), name
+    assert stated in (ROOT / "README.md").read_text()
+    assert f"about {n * 2 / 1e6:.2f} MB ({stated} x 2 bytes)" in page("concepts/qlora.md")
+    assert f"about {round(n, -3) // 1000} thousand parameters" in page("index.md")
+
+
 def test_nf4_bytes_follow_bitsandbytes_quantize_4bit():
     """bitsandbytes 0.50 quantize_4bit(compress_statistics=True), read from its source (module docstring of
     helpers.memory): uint8 pairs, a uint8 absmax per 64, a float32 absmax per 256 blocks, a float32
@@ -202,7 +220,7 @@ def test_other_pages_state_the_4bit_load():
     assert round(n * 16 / 2**30) == 120 and "about 120 GiB" in full
 
 
-STALE = ["3.86 GiB", "3.9x", "3.9 GiB", "4.21 GiB", "80 MB", "80 MiB", "3.74 GiB", "Python 3.10"]
+STALE = ["825,216", "3.86 GiB", "3.9x", "3.9 GiB", "4.21 GiB", "80 MB", "80 MiB", "3.74 GiB", "Python 3.10"]
 
 
 @pytest.mark.parametrize("name", sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")))

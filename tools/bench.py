@@ -129,9 +129,11 @@ def build_random_model(cfg: BenchConfig) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers.tiny import _corpus, build_tokenizer
+    from helpers.tiny import build_tokenizer, pretraining_text
 
-    tokenizer = build_tokenizer(_corpus([TRAIN_FILE]))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(pretraining_text(), tmp)
     config = LlamaConfig(**ARCH[cfg.size], bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          torch_dtype="bfloat16")
@@ -144,7 +146,6 @@ def build_random_model(cfg: BenchConfig) -> Path:
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(default_dtype)
-    tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, out)

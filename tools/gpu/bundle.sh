@@ -39,7 +39,13 @@ cd - >/dev/null
 wheel=$(find ~/.cache/pip/wheels -name 'llama_cpp_python-0.3.36-*.whl' 2>/dev/null | head -1)
 [ -n "$wheel" ] || { echo "no built llama-cpp-python wheel in ~/.cache/pip: run make setup first" >&2; exit 1; }
 cp "$wheel" "$dest/wheels/"
+# its shared libraries come three times (name, soname, full version) in llama_cpp/lib and again in lib/:
+# keep llama_cpp/lib's name and soname copies (what the binding loads and what they link against)
+zip -q -d "$dest/wheels/$(basename "$wheel")" 'lib/*' 'include/*' 'llama_cpp/lib/*.so.0.*' || true
 get diskcache==5.6.3
 llama=${COURSE_CACHE:-$HOME/.cache/unsloth-course}/llama.cpp-0.3.36
 tar -C "$llama" -czf "$dest/llama.cpp.tgz" llama-quantize convert_hf_to_gguf.py convert_lora_to_gguf.py conversion gguf-py
+# the tiny model as this machine built it (pretraining on one CPU thread takes minutes; GPU time is scarce)
+tiny=$(python3 -c "import sys; sys.path.insert(0, '.'); from helpers.tiny import cache_dir, _fingerprint; from helpers.paths import DATA_DIR; from helpers.tiny import PRETRAIN; print(cache_dir() / f'tiny-llama-{_fingerprint(DATA_DIR, PRETRAIN[\"steps\"])}')" 2>/dev/null || true)
+[ -n "$tiny" ] && [ -f "$tiny/config.json" ] && mkdir -p "$dest/cache" && cp -r "$tiny" "$dest/cache/"
 du -sh "$dest"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU run, part 1 (a host with 2 GPUs; carry .whl from tools/gpu/bundle.sh). Every lesson notebook under nbval
-# with the Colab stack on the tiny model (GPU 0); notebooks 01-06 inside a T4's envelope, then the packing study
+# with the Colab stack on the tiny model (GPU 0); the packing study, then notebooks 01-08 inside a T4's envelope
 # (GPU 1). Logs and JUnit reports go to $OUT.
 set -uo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_MODEL=tiny COURSE_CACHE=/tmp/cache
@@ -9,12 +9,12 @@ export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH UNSLOTH_LLAMA_CPP_PATH=/tmp
 python3 -c "from helpers.tiny import tiny_model_path; print(tiny_model_path())" > "$OUT/tiny.log" 2>&1
 nb() { python3 -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider -p tools.nbval_save "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0 COURSE_OUTPUT=/tmp/out0
-  SECONDS=0; timeout 540 bash -c "$(declare -f nb); nb notebooks/0*.ipynb --junitxml=$OUT/nbval.xml" > "$OUT/nbval.log" 2>&1
+  SECONDS=0; timeout 550 bash -c "$(declare -f nb); nb notebooks/0*.ipynb --junitxml=$OUT/nbval.xml" > "$OUT/nbval.log" 2>&1
   echo "exit $? after $SECONDS s" >> "$OUT/nbval.log" ) &
 ( export CUDA_VISIBLE_DEVICES=1 COURSE_OUTPUT=/tmp/out1
-  SECONDS=0; PYTHONPATH=$PWD/tools/t4_envelope:/tmp/site timeout 380 bash -c "$(declare -f nb); nb notebooks/0[1-6]*.ipynb --junitxml=$OUT/t4.xml" > "$OUT/t4.log" 2>&1
-  echo "exit $? after $SECONDS s" >> "$OUT/t4.log"
   SECONDS=0; timeout 150 python3 -m tools.packing_study --model tiny --out /tmp/packing > "$OUT/packing.log" 2>&1
-  echo "exit $? after $SECONDS s" >> "$OUT/packing.log" ) &
+  echo "exit $? after $SECONDS s" >> "$OUT/packing.log"
+  SECONDS=0; PYTHONPATH=$PWD/tools/t4_envelope:/tmp/site timeout 390 bash -c "$(declare -f nb); nb notebooks/0[1-8]*.ipynb --junitxml=$OUT/t4.xml" > "$OUT/t4.log" 2>&1
+  echo "exit $? after $SECONDS s" >> "$OUT/t4.log" ) &
 wait
 for f in "$OUT"/*.log; do echo "== $f"; tail -4 "$f"; done

@@ -7,6 +7,7 @@ bundle=${1:-.whl}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$bundle"/wheels/*.whl
 mkdir -p /tmp/llama.cpp/src /tmp/llama.cpp/ggml /tmp/llama.cpp/common
 tar -C /tmp/llama.cpp -xzf "$bundle/llama.cpp.tgz"
+if [ -d "$bundle/cache" ]; then mkdir -p /tmp/cache && cp -r "$bundle/cache/." /tmp/cache/; fi  # the tiny model, prebuilt
 PYTHONPATH=/tmp/site python3 - <<'PY'
 from importlib import metadata
 import sys, torch
