@@ -1,11 +1,7 @@
-"""Memory: what the process uses now (GPU reserved memory, or the CPU process's), and what a model's
-weights and LoRA adapter must take, computed from its config.
+"""Memory the process uses now, and what a model's weights and LoRA adapter take, from its config.
 
-Example:
     >>> round(llama_weight_memory(LLAMA3_8B).bytes_4bit / GIB, 2), lora_parameters(LLAMA3_8B, r=16)
     (5.31, 41943040)
-    >>> adapter_file_bytes(LLAMA3_8B, r=16) / MB    # about 168 MB: Unsloth keeps LoRA weights in float32
-    167.77216
 """
 
 import math
@@ -60,31 +56,14 @@ def training_memory_report(before: MemorySnapshot, after: MemorySnapshot) -> str
     ])
 
 
-# What the pinned libraries quantise: transformers swaps only nn.Linear modules for bitsandbytes' (the
-# embedding and norms stay 16-bit, lm_head is skipped), Unsloth loads NF4 with double quantisation.
-
-@dataclass(frozen=True)
-class NF4Bytes:
-    """Bytes of one weight matrix stored by bitsandbytes as NF4, by what they hold."""
-
-    packed: int  # the 4-bit values, two per byte
-    absmax: int  # one scale per block: uint8 with double quantisation, float32 without
-    nested_absmax: int = 0  # double quantisation: one float32 scale per 256 blocks
-    offset: int = 0  # double quantisation: the float32 mean subtracted from the scales
-    code_tables: int = 0  # the NF4 levels (16 x float32) and the scales' 8-bit code (256 x float32)
-
-    @property
-    def total(self) -> int:
-        return self.packed + self.absmax + self.nested_absmax + self.offset + self.code_tables
-
-
-def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> NF4Bytes:
-    """Bytes bitsandbytes 0.50's quantize_4bit keeps for a weight of ``numel`` numbers in NF4."""
+def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> int:
+    """Bytes bitsandbytes 0.50's quantize_4bit keeps for a weight of ``numel`` numbers in NF4: the 4-bit values two
+    per byte, one scale per block (float32; with double quantisation uint8, plus one float32 scale per 256 blocks
+    and a float32 offset), and float32 code tables (16 NF4 levels; with double quantisation 256 scale codes)."""
     blocks, packed = -(-numel // blocksize), (numel + 1) // 2
     if not double_quant:
-        return NF4Bytes(packed=packed, absmax=4 * blocks, code_tables=16 * 4)
-    return NF4Bytes(packed, blocks, nested_absmax=4 * -(-blocks // nested_blocksize), offset=4,
-                    code_tables=16 * 4 + 256 * 4)
+        return packed + 4 * blocks + 16 * 4
+    return packed + blocks + 4 * -(-blocks // nested_blocksize) + 4 + (16 + 256) * 4
 
 
 @dataclass(frozen=True)
@@ -130,12 +109,8 @@ class WeightMemory:
 
 
 def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = True) -> WeightMemory:
-    """Weight memory of a Llama-architecture model from its config (a ``LlamaConfig`` or its dict).
-
-        >>> m = llama_weight_memory(LLAMA3_8B)
-        >>> m.params, round(m.bytes_16bit / GIB, 2), round(m.ratio, 2)
-        (8030261248, 14.96, 2.82)
-    """
+    """Weight memory of a Llama model from its config (a ``LlamaConfig`` or its dict), in 16-bit and as Unsloth
+    loads it in 4-bit: transformers makes only the decoder's nn.Linear modules NF4 (double-quantised), not lm_head."""
     c = config if isinstance(config, dict) else config.to_dict()
     hidden, layers, vocab, inter = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"], c["intermediate_size"]
     heads = c["num_attention_heads"]
@@ -151,7 +126,7 @@ def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = T
     for name, shape in shapes.items():
         size = math.prod(shape)
         rows.append(ModuleMemory(f"layers.*.{name}", shape, layers, True, 2 * layers * size,
-                                 layers * nf4_bytes(size, blocksize, double_quant).total))
+                                 layers * nf4_bytes(size, blocksize, double_quant)))
         if c.get("mlp_bias" if name in ("gate_proj", "up_proj", "down_proj") else "attention_bias"):
             rows.append(plain(f"layers.*.{name}.bias", (shape[0],), layers))  # a Linear4bit keeps its bias in 16-bit
     rows += [plain("layers.*.input_layernorm", (hidden,), layers),
