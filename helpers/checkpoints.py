@@ -1,9 +1,5 @@
-"""Resume training after a disconnect: find the last complete checkpoint of this run, or start fresh.
+"""Resume training after a disconnect: the last complete checkpoint of this run, or a fresh start.
 
-A ``checkpoint-N`` folder counts only when its ``trainer_state.json`` (written last) parses; one of
-another model or step count, or the end of a finished run, is set aside and the run starts fresh.
-
-Example:
     >>> last_checkpoint("/tmp/no-such-folder/checkpoints") is None
     True
 """

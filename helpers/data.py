@@ -1,10 +1,6 @@
-"""Check Alpaca-style JSON Lines data strictly, and format it with the Alpaca prompt.
+"""Check Alpaca-style JSON Lines data strictly (a bad record raises DataError naming the file, the line and
+the field, so nothing is dropped silently), and format it with the Alpaca prompt.
 
-``instruction`` and ``output`` are required non-empty strings, ``input`` an optional string, and no
-other field is allowed (unless named in ``extra_keys``). A bad record raises :class:`DataError` naming
-the file, the line and the field, so nothing is dropped silently. A BOM, blank lines and CRLF are fine.
-
-Example:
     >>> validate_record({"instruction": "Sort.", "outptu": "1, 2"}, "data.jsonl, line 3")
     Traceback (most recent call last):
     helpers.data.DataError: data.jsonl, line 3: unknown field 'outptu' (did you mean 'output'?); allowed: ['input', 'instruction', 'output']

@@ -1,13 +1,5 @@
-"""Clear messages for the mistakes learners hit: a model that will not load, no data, examples too long, OOM.
-
-Each says what went wrong and what to change, instead of a deep traceback::
-
-    with explain_load_errors(name):   # a bad name or folder raises ModelLoadError saying what was tried
-        FastLanguageModel.from_pretrained(name)
-    with oom_advice(trainer):         # on CUDA OOM: prints what to lower, then re-raises
-        trainer.train()
-    check_lengths(dataset, tokenizer, max_seq_length=2048)   # prints how many examples are too long
-"""
+"""Clear messages for the mistakes learners hit, saying what went wrong and what to change: a model that
+will not load (``explain_load_errors``), no data or examples too long (``check_lengths``), OOM (``oom_advice``)."""
 
 import contextlib
 import os

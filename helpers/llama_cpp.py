@@ -1,10 +1,6 @@
 """GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, guard the export, run a GGUF
 file in llama.cpp (``llama-cpp-python``), and write and read an Ollama Modelfile.
 
-Offline, Unsloth cannot clone llama.cpp: ``make setup`` builds one (``tools/llama_cpp_build.py``) and
-:func:`llama_cpp_dir` points Unsloth at it through ``UNSLOTH_LLAMA_CPP_PATH``. Colab uses Unsloth's own route.
-
-Example:
     >>> modelfile = parse_modelfile(alpaca_modelfile("m.gguf", "Q: {} In: {} A: {}", stops=["</s>"]))
     >>> modelfile["FROM"], modelfile["stop"], render_template(modelfile["TEMPLATE"], "2+2? In: 4")
     ('./m.gguf', ['</s>'], 'Q: 2+2? In: 4 A: ')

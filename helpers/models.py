@@ -1,9 +1,5 @@
 """Choose the model: the real 8B model on a GPU, the embedded tiny Llama elsewhere.
 
-``COURSE_MODEL`` (environment variable or a notebook parameter) overrides it: ``tiny``, ``auto`` (or
-empty) for the default, or a hub name or local folder passed to ``FastLanguageModel.from_pretrained``.
-
-Example:
     >>> choose_model("unsloth/llama-3-8b-bnb-4bit")
     'unsloth/llama-3-8b-bnb-4bit'
 """

@@ -1,10 +1,5 @@
 """Where the course keeps its data and writes its outputs, and Google Drive for outputs that must survive.
 
-Outputs go to ``$COURSE_OUTPUT``, else ``outputs/`` in the repository. Colab forgets its disk when it
-disconnects: ``use_drive()`` mounts Google Drive and points ``COURSE_OUTPUT`` at a folder there, so
-notebooks 05 to 08 find notebook 04's adapter in any later runtime.
-
-Example:
     >>> adapter_dir().name
     'lora_adapter'
 """

@@ -1,9 +1,6 @@
-"""The course's training recipe in one place: what helpers.train and the ``course`` command train with.
+"""The course's training recipe in one place, for helpers.train and the ``course`` command; a test checks
+that the notebooks' literals match it. The 8B recipe is Unsloth's Alpaca recipe.
 
-The notebooks write the same numbers as literals; ``tests/test_recipe_parity.py`` fails when the two drift
-apart. The 8B recipe is Unsloth's Alpaca recipe; the embedded tiny model gets its own steps and learning rate.
-
-Example:
     >>> Recipe().max_steps, Recipe.for_model("unsloth/llama-3-8b-bnb-4bit").learning_rate
     (60, 0.0002)
 """

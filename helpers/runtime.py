@@ -1,6 +1,5 @@
 """What is this machine? Colab, Kaggle or your own; GPU name, compute capability, memory, bf16 support.
 
-Example:
     >>> runtime_info().device in ("cuda", "cpu", "mps")
     True
 """

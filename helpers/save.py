@@ -1,9 +1,4 @@
-"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one.
-
-``check_adapter`` reloads a saved adapter's tensors and compares them with the model's.
-``atomic_folder`` writes into a temporary sibling renamed into place only when the block succeeds,
-so the target holds the previous complete folder or the new one; a killed write's leftovers go next time.
-"""
+"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one."""
 
 import contextlib
 import json

@@ -1,10 +1,5 @@
 """Score a model on the held-out set: batched greedy answers, per-family checkers, a report table.
 
-``exact_match`` compares answers after trimming and collapsing spaces; JSON answers are compared as
-parsed objects, and JSON tasks also get the share of answers that parse (``json_valid``) and the share
-of expected fields whose value is right (``field_accuracy``).
-
-Example:
     >>> records = [{"instruction": "Even or odd?", "input": "7", "output": "odd", "family": "parity"},
     ...            {"instruction": "As JSON.", "input": "Hi", "output": '{"a": 1, "b": 2}', "family": "j"}]
     >>> report = score(records, ["odd ", '{"a": 1, "b": 3}'])

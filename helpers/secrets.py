@@ -1,9 +1,5 @@
 """Hugging Face tokens from the environment or Kaggle's or Colab's secrets, never typed into or printed by a notebook.
 
-``hf_token()`` returns a :class:`Token` whose ``str``, ``repr`` and f-string forms are masked; pass
-``token.value`` where a library needs it.
-
-Example:
     >>> t = Token("hf_abcdefghijklmnopqrstuvwxyz012345", "HF_TOKEN")
     >>> t, f"{t}"
     (Token('hf_****', 35 chars, from HF_TOKEN), 'hf_****')

@@ -1,10 +1,5 @@
-"""Train the course's LoRA adapter in one call: notebook 04's steps (``helpers.recipe``'s numbers, which a test
-compares with the notebook), for the ``course train`` command and for notebooks 05 to 08 run alone.
-
-Example:
-    >>> train_adapter(choose_model())           # doctest: +SKIP
-    Resuming from checkpoint-40 (step 40 of 60) in outputs/checkpoints.
-"""
+"""Train the course's LoRA adapter in one call: notebook 04's steps with ``helpers.recipe``'s numbers, for the
+``course train`` command and for notebooks 05 to 08 run alone."""
 
 import dataclasses
 import json

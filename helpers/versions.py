@@ -1,7 +1,6 @@
-"""Which versions are installed, what each package is for, and where they drift from the pins
-in requirements-colab.txt (the file the Colab cell installs), so there is one list.
+"""Which versions are installed, what each package is for, and where they drift from the pins in
+requirements-colab.txt (the file the Colab cell installs).
 
-Example:
     >>> "trl" in read_pins()
     True
 """
