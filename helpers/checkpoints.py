@@ -1,17 +1,8 @@
-"""Resume training after a disconnect: find the last complete checkpoint of this run, or start fresh.
+"""Resume training after a disconnect: the last complete checkpoint of this run, or a fresh start.
 
-The trainer saves ``checkpoint-N`` folders every ``save_steps`` steps. A checkpoint counts only when
-its ``trainer_state.json`` (written last) parses, so one cut off mid-save is skipped; one of another
-model or step count, or the end of a finished run, is set aside and the run starts fresh.
-
-Example:
     >>> last_checkpoint("/tmp/no-such-folder/checkpoints") is None
     True
-    >>> resume_checkpoint("/tmp/no-such-folder/checkpoints")   # doctest: +SKIP
-    Starting fresh: no checkpoint in /tmp/no-such-folder/checkpoints.
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -19,12 +10,10 @@ import re
 import shutil
 from pathlib import Path
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
 
 def checkpoint_step(path: str | Path) -> int | None:
     """The step of a ``checkpoint-N`` folder name, else None."""
-    m = CHECKPOINT_RE.match(Path(path).name)
+    m = re.fullmatch(r"checkpoint-(\d+)", Path(path).name)
     return int(m.group(1)) if m else None
 
 
@@ -39,10 +28,10 @@ def read_state(checkpoint: str | Path) -> dict | None:
 def list_checkpoints(folder: str | Path) -> list[Path]:
     """Every ``checkpoint-N`` folder under ``folder``, oldest step first (complete or not)."""
     try:
-        found = [p for p in Path(folder).iterdir() if p.is_dir() and checkpoint_step(p) is not None]
+        return sorted((p for p in Path(folder).iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+                      key=checkpoint_step)
     except OSError:  # no folder (yet), or another process just moved it aside
         return []
-    return sorted(found, key=checkpoint_step)
 
 
 def last_checkpoint(folder: str | Path) -> Path | None:
@@ -76,21 +65,10 @@ def mismatch(checkpoint: str | Path, model_name: str | None = None, max_steps: i
     return None
 
 
-def set_aside(folder: str | Path) -> Path | None:
-    """Move ``folder`` (old checkpoints) to ``<folder>-previous``, replacing an older one; return where, or None."""
-    folder = Path(folder)
-    if not list_checkpoints(folder):
-        return None
-    previous = folder.with_name(folder.name + "-previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    os.replace(folder, previous)
-    return previous
-
-
 def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_steps: int | None = None,
                       resume: bool = True, quiet: bool = False) -> str | None:
     """The checkpoint to pass to ``trainer.train(resume_from_checkpoint=...)``, or None to start fresh; says which.
+    Old checkpoints that do not continue this run move to ``<folder>-previous`` (replacing an older one).
 
     With ``quiet`` (the other processes of a multi-GPU run) it neither prints nor moves anything.
     """
@@ -106,6 +84,10 @@ def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_ste
         return None
     why = f"{found.name} does not continue this run: {reason}" if found else (
         f"no checkpoint in {folder}" if resume else "resume=False")
-    kept = set_aside(folder)
+    kept = folder.with_name(folder.name + "-previous") if list_checkpoints(folder) else None
+    if kept and kept.exists():
+        shutil.rmtree(kept)
+    if kept:
+        os.replace(folder, kept)
     print(f"Starting fresh: {why}." + (f" The old checkpoints are kept in {kept}." if kept else ""))
     return None

@@ -1,19 +1,10 @@
-"""Check Alpaca-style JSON Lines data strictly, and format it with the Alpaca prompt.
+"""Check Alpaca-style JSON Lines data strictly (a bad record raises DataError naming the file, the line and
+the field, so nothing is dropped silently), and format it with the Alpaca prompt.
 
-Every record is checked: ``instruction`` and ``output`` are required non-empty strings, ``input`` is
-an optional string, and no other field is allowed (unless named in ``extra_keys``). A bad record
-raises :class:`DataError` naming the file, the line and the field, so nothing is dropped silently.
-A BOM, blank lines and Windows line ends are fine.
-
-Example:
     >>> validate_record({"instruction": "Sort.", "outptu": "1, 2"}, "data.jsonl, line 3")
     Traceback (most recent call last):
     helpers.data.DataError: data.jsonl, line 3: unknown field 'outptu' (did you mean 'output'?); allowed: ['input', 'instruction', 'output']
-    >>> format_alpaca({"instruction": "Say hi.", "output": "hi"}, eos_token="</s>")["text"].endswith("hi</s>")
-    True
 """
-
-from __future__ import annotations
 
 import difflib
 import json
@@ -42,14 +33,14 @@ class DataError(ValueError):
     """A record or file that cannot be used, with where and why."""
 
 
-def _type_name(value: Any) -> str:
-    """The JSON name of a Python value's type ('number', 'null', ...), else the Python name."""
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def _short(value: Any, limit: int = 40) -> str:
+def _described(value: Any) -> str:
+    """The value's JSON type name ('number', 'null', ...) and its repr, cut to 40 characters."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return f"{_JSON_TYPES.get(type(value), type(value).__name__)} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _plural(word: str, items: list) -> str:
+    return word + ("s" if len(items) > 1 else "")
 
 
 def _unknown_message(unknown: list[str], allowed: list[str]) -> str:
@@ -57,29 +48,25 @@ def _unknown_message(unknown: list[str], allowed: list[str]) -> str:
     for key in unknown:
         guess = difflib.get_close_matches(key.strip().lower(), allowed, n=1, cutoff=0.6)
         parts.append(f"'{key}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""))
-    return f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(parts)}; allowed: {allowed}"
+    return f"{_plural('unknown field', unknown)} {', '.join(parts)}; allowed: {allowed}"
 
 
 def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> dict[str, str]:
     """Check one record; return it with its fields in a fixed order, ``input`` (and extra keys) "" when absent."""
     extra = [k for k in extra_keys if k not in REQUIRED + OPTIONAL]
     if not isinstance(record, Mapping):
-        raise DataError(f"{where}: expected an object with 'instruction' and 'output', "
-                        f"got {_type_name(record)} {_short(record)}")
+        raise DataError(f"{where}: expected an object with 'instruction' and 'output', got {_described(record)}")
     allowed = sorted({*REQUIRED, *OPTIONAL, *extra})
     unknown = [str(k) for k in record if k not in allowed]
     if unknown:
         raise DataError(f"{where}: {_unknown_message(unknown, allowed)}")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-        raise DataError(f"{where}: missing required field{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(repr(k) for k in missing)}")
-    for key in (*REQUIRED, *OPTIONAL, *extra):
-        if key not in record:
-            continue
+        raise DataError(f"{where}: missing required {_plural('field', missing)} {', '.join(map(repr, missing))}")
+    for key in (k for k in (*REQUIRED, *OPTIONAL, *extra) if k in record):
         value = record[key]
         if not isinstance(value, str):
-            raise DataError(f"{where}: field '{key}' must be a string, got {_type_name(value)} {_short(value)}")
+            raise DataError(f"{where}: field '{key}' must be a string, got {_described(value)}")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -119,15 +106,11 @@ def _decode(path: Path) -> str:
 
 def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[str, str]]:
     """Read and validate every record of a .jsonl file; raise DataError on the first bad one.
-
-    (``tools.datafiles`` reads .json arrays, .csv files, Datasets and lists for the ``course`` command.)
-    """
+    (``tools.datafiles`` also reads .json arrays, .csv files, Datasets and lists, for the ``course`` command.)"""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found (current folder: {Path.cwd()})")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a data file")
-    if path.suffix.lower() != ".jsonl":
+    if path.exists() and path.suffix.lower() != ".jsonl":
         raise DataError(f"{path}: expected a .jsonl file (one JSON object per line); the course command also "
                         f"reads .json and .csv")
     records = [validate_record(record, where, extra_keys) for where, record in json_lines(path)]
@@ -137,11 +120,8 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
 
 
 def json_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
-    """Yield ``(where, object)`` for each non-blank line of a JSON Lines file, where = "FILE, line N".
-
-    The file must exist and be UTF-8 (a BOM is fine); a line that is not one JSON value, or an object
-    with a key twice, raises DataError naming the line. The objects themselves are not checked.
-    """
+    """Yield ``(where, object)`` for each non-blank line of a UTF-8 JSON Lines file, where = "FILE, line N";
+    a line that is not one JSON value, or an object with a key twice, raises DataError naming the line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (current folder: {Path.cwd()})")
@@ -178,8 +158,8 @@ def check_alpaca_file(path: str | Path, extra_keys: Iterable[str] = ()) -> int:
 
 def format_alpaca(example: Mapping[str, str], eos_token: str) -> dict[str, str]:
     """Fill the Alpaca prompt with one record and append the EOS token (so generation learns to stop)."""
-    text = ALPACA_PROMPT.format(example["instruction"], example.get("input", ""), example["output"])
-    return {"text": text + eos_token}
+    return {"text": ALPACA_PROMPT.format(example["instruction"], example.get("input", ""), example["output"])
+            + eos_token}
 
 
 def prompt_for(instruction: str, input_text: str = "") -> str:

@@ -1,23 +1,9 @@
-"""Clear messages for the mistakes learners hit: a model that will not load, no data, examples too long, OOM.
-
-Each one says what went wrong and what to change, instead of a deep traceback.
-
-Example:
-    >>> with explain_load_errors("unsloth/llama-3-8b-bnb-4bitt"):        # doctest: +SKIP
-    ...     FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bitt")
-    ModelLoadError: Could not load the model 'unsloth/llama-3-8b-bnb-4bitt' ...
-    >>> with oom_advice(trainer):                                          # doctest: +SKIP
-    ...     trainer.train()       # on CUDA OOM: prints what to lower, then re-raises
-    >>> check_lengths(dataset, tokenizer, max_seq_length=2048)             # doctest: +SKIP
-    All 1200 examples fit in max_seq_length=2048 tokens (longest: 93).
-"""
-
-from __future__ import annotations
+"""Clear messages for the mistakes learners hit, saying what went wrong and what to change: a model that
+will not load (``explain_load_errors``), no data or examples too long (``check_lengths``), OOM (``oom_advice``)."""
 
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,19 +19,12 @@ class EmptyDatasetError(DataError):
     """A dataset with no examples to train on."""
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _looks_like_path(name: str) -> bool:
-    """Hub names are 'name' or 'owner/name'; anything else is meant as a folder."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or Path(name).exists()
-
-
 def explain_model_name(model_name: str, error: BaseException | None = None) -> str:
     """The message for a model that could not be loaded: what was tried, why it may fail, what to set."""
     path = Path(model_name).expanduser()
     lines = [f"Could not load the model {model_name!r}."]
+    # Hub names are 'name' or 'owner/name'; anything else is meant as a folder
+    looks_like_path = model_name.startswith((".", "/", "~")) or model_name.count("/") > 1 or "\\" in model_name
     if path.is_dir():
         files = sorted(p.name for p in path.iterdir())
         has_config = (path / "config.json").exists() or (path / "adapter_config.json").exists()
@@ -53,12 +32,12 @@ def explain_model_name(model_name: str, error: BaseException | None = None) -> s
                      + (": some of its files may be missing or cut off (an interrupted save or download)."
                         if has_config else
                         " but no config.json: it is not a saved model (or the save/download was cut off)."))
-    elif _looks_like_path(model_name):
+    elif looks_like_path or Path(model_name).exists():
         lines.append(f"Tried: a local folder, but {path.resolve()} does not exist (check the spelling and the "
                      f"current folder, {Path.cwd()}).")
     else:
         lines.append(f"Tried: the Hugging Face Hub repository {model_name!r} (and the local cache).")
-        if _offline():
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
             lines.append("HF_HUB_OFFLINE=1 is set, so nothing is downloaded: only models already in the Hugging Face "
                          "cache or in a local folder can load. Unset HF_HUB_OFFLINE (with internet) to download it.")
         else:
@@ -75,7 +54,7 @@ def explain_model_name(model_name: str, error: BaseException | None = None) -> s
 
 
 @contextlib.contextmanager
-def explain_load_errors(model_name: str) -> Iterator[None]:
+def explain_load_errors(model_name: str):
     """Turn a failed model load (OSError, ValueError) inside the block into a ModelLoadError that explains it."""
     try:
         yield
@@ -113,8 +92,7 @@ def check_lengths(dataset: Any, tokenizer: Any, max_seq_length: int, text_field:
                   quiet: bool = False) -> LengthReport:
     """Count examples whose ``text_field`` is longer than ``max_seq_length`` tokens; print the report."""
     require_examples(dataset)
-    texts = list(dataset[text_field])
-    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(list(dataset[text_field]))["input_ids"]]
     report = LengthReport(len(lengths), sum(n > max_seq_length for n in lengths), max(lengths), max_seq_length)
     if not quiet:
         print(report)
@@ -126,7 +104,7 @@ def oom_message(trainer: Any = None, recipe: Any = None) -> str:
     args = getattr(trainer, "args", None)
 
     def value(attr: str, recipe_attr: str | None = None) -> Any:
-        found = getattr(args, attr, None) if args is not None else None
+        found = getattr(args, attr, None)
         return found if found is not None else getattr(recipe, recipe_attr or attr, None)
 
     batch, accum = value("per_device_train_batch_size"), value("gradient_accumulation_steps")
@@ -146,28 +124,22 @@ def oom_message(trainer: Any = None, recipe: Any = None) -> str:
                  f" (longer examples get truncated; see check_lengths)")
     lines.append(f"  - r (LoRA rank): {rank or '?'} -> {max(rank // 2, 1) if rank else 'half'}"
                  f" (fewer adapter weights, gradients and optimizer state)")
-    if mode == "unsloth":
-        lines.append('  - gradient checkpointing mode: already "unsloth", the mode that saves the most memory')
-    else:
-        lines.append(f'  - gradient checkpointing mode: {mode!r} -> use_gradient_checkpointing="unsloth" '
-                     f"in get_peft_model (stores fewer activations)")
+    lines.append('  - gradient checkpointing mode: already "unsloth", the mode that saves the most memory'
+                 if mode == "unsloth" else f'  - gradient checkpointing mode: {mode!r} -> '
+                 f'use_gradient_checkpointing="unsloth" in get_peft_model (stores fewer activations)')
     return "\n".join(lines)
 
 
-def is_oom(error: BaseException) -> bool:
-    """True for torch's OutOfMemoryError and for allocator errors that say 'out of memory'."""
-    import torch
-
-    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(error, oom_type) or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
-
-
 @contextlib.contextmanager
-def oom_advice(trainer: Any = None, recipe: Any = None) -> Iterator[None]:
-    """Around ``trainer.train()``: on an out-of-memory error print what to lower, then re-raise it."""
+def oom_advice(trainer: Any = None, recipe: Any = None):
+    """Around ``trainer.train()``: on an out-of-memory error (torch's, or an allocator's 'out of memory'
+    RuntimeError) print what to lower, then re-raise it."""
     try:
         yield
     except Exception as err:
-        if is_oom(err):
+        import torch
+
+        oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+        if isinstance(err, oom_type) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower()):
             print("\n" + oom_message(trainer, recipe), file=sys.stderr, flush=True)  # below any progress bar
         raise

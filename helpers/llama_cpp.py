@@ -1,17 +1,10 @@
-"""GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, check and guard the export,
-run a GGUF file in llama.cpp (``llama-cpp-python``), and write and read an Ollama Modelfile.
+"""GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, guard the export, run a GGUF
+file in llama.cpp (``llama-cpp-python``), and write and read an Ollama Modelfile.
 
-Offline, Unsloth cannot clone llama.cpp from GitHub: ``make setup`` builds one from the llama-cpp-python
-source package (``tools/llama_cpp_build.py``) and :func:`llama_cpp_dir` points Unsloth at it through
-``UNSLOTH_LLAMA_CPP_PATH``, which Unsloth reads at its first export. On Colab Unsloth's own route is used.
-
-Example:
     >>> modelfile = parse_modelfile(alpaca_modelfile("m.gguf", "Q: {} In: {} A: {}", stops=["</s>"]))
     >>> modelfile["FROM"], modelfile["stop"], render_template(modelfile["TEMPLATE"], "2+2? In: 4")
     ('./m.gguf', ['</s>'], 'Q: 2+2? In: 4 A: ')
 """
-
-from __future__ import annotations
 
 import contextlib
 import difflib
@@ -20,9 +13,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from helpers.paths import cache_dir
 from helpers.runtime import in_colab
 from helpers.scoring import alpaca_prompt
 
@@ -37,8 +31,6 @@ class LlamaCppError(RuntimeError):
 
 def cached_dir() -> Path:
     """Where ``tools/llama_cpp_build.py`` keeps its llama.cpp: the course's cache."""
-    from helpers.tiny import cache_dir
-
     return cache_dir() / f"llama.cpp-{VERSION}"
 
 
@@ -58,8 +50,8 @@ def problem(folder: Path) -> str | None:
 
 
 def llama_cpp_dir() -> Path | None:
-    """A usable llama.cpp folder, with Unsloth pointed at it; on Colab None (Unsloth builds its own there) unless
-    ``UNSLOTH_LLAMA_CPP_PATH`` names one."""
+    """A usable llama.cpp folder, with Unsloth pointed at it; None on Colab (Unsloth builds its own there)
+    unless ``UNSLOTH_LLAMA_CPP_PATH`` names one."""
     chosen = os.environ.get("UNSLOTH_LLAMA_CPP_PATH")
     if in_colab() and not chosen:
         return None
@@ -92,7 +84,7 @@ def check_quantization(methods: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def export_errors(folder: str | Path) -> Iterator[None]:
+def export_errors(folder: str | Path):
     """Around an export: a full disk or a failed conversion becomes a LlamaCppError naming ``folder``."""
     try:
         yield
@@ -112,11 +104,7 @@ def export_errors(folder: str | Path) -> Iterator[None]:
 
 def gguf_files(folder: str | Path) -> dict[str, Path]:
     """The GGUF files under ``folder`` by quantization method: ``{"q8_0": .../model.Q8_0.gguf, ...}``."""
-    found = {}
-    for path in sorted(Path(folder).rglob("*.gguf")):
-        method = path.name[:-len(".gguf")].rsplit(".", 1)[-1].lower()
-        found[method] = path
-    return found
+    return {p.name[:-len(".gguf")].rsplit(".", 1)[-1].lower(): p for p in sorted(Path(folder).rglob("*.gguf"))}
 
 
 def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new_tokens: int = 32,
@@ -134,10 +122,10 @@ def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new
 
 
 def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:
-    """An Ollama Modelfile for a model trained on an Alpaca prompt (three ``{}`` slots: instruction, input, response).
+    """An Ollama Modelfile for a model trained on an Alpaca prompt (``{}`` slots: instruction, input, response).
 
-    The template keeps the prompt's text with Ollama's ``{{ .Prompt }}`` in the instruction slot; a question
-    with an input passes it inside ``.Prompt``, after the input section's heading, as the training text had it.
+    Ollama's ``{{ .Prompt }}`` goes in the instruction slot; a question with an input passes it inside
+    ``.Prompt``, after the input section's heading, as the training text had it.
     """
     head, _, response, _ = alpaca.split("{}")
     lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{head}{{{{ .Prompt }}}}{response}"""',

@@ -1,14 +1,8 @@
-"""Memory: what the process uses now (GPU reserved memory, or the CPU process's), and what a model's
-weights and LoRA adapter must take, computed from its config.
+"""Memory the process uses now, and what a model's weights and LoRA adapter take, from its config.
 
-Example:
-    >>> memory_snapshot().device in ("cuda", "cpu")
-    True
     >>> round(llama_weight_memory(LLAMA3_8B).bytes_4bit / GIB, 2), lora_parameters(LLAMA3_8B, r=16)
     (5.31, 41943040)
 """
-
-from __future__ import annotations
 
 import math
 import resource
@@ -16,7 +10,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-GIB = 1024**3
+GIB, MB = 1024**3, 1000**2
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                 intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False)  # its config.json
 
 
 @dataclass
@@ -35,76 +32,38 @@ class MemorySnapshot:
 
 
 def memory_snapshot() -> MemorySnapshot:
-    """Take a snapshot: torch.cuda reserved memory on a GPU, else the process's resident memory."""
+    """torch.cuda reserved memory on a GPU, else the process's resident memory."""
     import psutil
     import torch
 
     if torch.cuda.is_available():
-        return MemorySnapshot(
-            "cuda",
-            torch.cuda.memory_reserved() / GIB,
-            torch.cuda.max_memory_reserved() / GIB,
-            torch.cuda.get_device_properties(0).total_memory / GIB,
-        )
-    rss = psutil.Process().memory_info().rss
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peak = peak_kib if sys.platform == "darwin" else peak_kib * 1024
-    return MemorySnapshot("cpu", rss / GIB, peak / GIB, psutil.virtual_memory().total / GIB)
+        return MemorySnapshot("cuda", torch.cuda.memory_reserved() / GIB, torch.cuda.max_memory_reserved() / GIB,
+                              torch.cuda.get_device_properties(0).total_memory / GIB)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak *= 1 if sys.platform == "darwin" else 1024
+    return MemorySnapshot("cpu", psutil.Process().memory_info().rss / GIB, peak / GIB,
+                          psutil.virtual_memory().total / GIB)
 
 
 def training_memory_report(before: MemorySnapshot, after: MemorySnapshot) -> str:
     """Unsloth-style summary: peak memory, the part used by training, and shares of the total."""
-    used_by_training = max(after.peak_gib - before.peak_gib, 0.0)
+    training = max(after.peak_gib - before.peak_gib, 0.0)
     return "\n".join([
         f"Peak {'reserved' if after.device == 'cuda' else 'resident'} memory = {after.peak_gib:.3f} GiB",
-        f"Peak memory for training = {used_by_training:.3f} GiB",
+        f"Peak memory for training = {training:.3f} GiB",
         f"Peak memory % of total = {100 * after.peak_gib / after.total_gib:.2f} %",
-        f"Peak memory for training % of total = {100 * used_by_training / after.total_gib:.2f} %",
+        f"Peak memory for training % of total = {100 * training / after.total_gib:.2f} %",
     ])
 
 
-# What a Llama's weights cost, from its config. What bitsandbytes quantises and how many bytes it keeps
-# follow the pinned libraries: transformers' replace_with_bnb_linear swaps only nn.Linear modules (the
-# embedding and the norms stay 16-bit), get_keys_to_not_convert and Unsloth's skip list keep lm_head out,
-# Unsloth loads NF4 with double quantisation, and bitsandbytes 0.50's quantize_4bit stores per matrix:
-# the packed 4-bit values, one absmax per block of 64 (as uint8 with double quantisation, with one float32
-# absmax per 256 blocks and a float32 offset), and the float32 lookup tables (16 NF4 levels, 256 codes).
-
-MB = 1000**2
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                 intermediate_size=14336, vocab_size=128256, tie_word_embeddings=False)
-"""The shape of Llama-3-8B (``unsloth/llama-3-8b-bnb-4bit``'s config.json), for the arithmetic below."""
-
-
-@dataclass(frozen=True)
-class NF4Bytes:
-    """Bytes of one weight matrix stored by bitsandbytes as NF4, by what they hold."""
-
-    packed: int  # the 4-bit values, two per byte
-    absmax: int  # one scale per block: uint8 with double quantisation, float32 without
-    nested_absmax: int = 0  # double quantisation: one float32 scale per 256 blocks
-    offset: int = 0  # double quantisation: the float32 mean subtracted from the scales
-    code_tables: int = 0  # the NF4 levels (16 x float32) and the scales' 8-bit code (256 x float32)
-
-    @property
-    def total(self) -> int:
-        return self.packed + self.absmax + self.nested_absmax + self.offset + self.code_tables
-
-
-def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> NF4Bytes:
-    """Bytes bitsandbytes 0.50 keeps for a weight of ``numel`` numbers in NF4.
-
-    Example:
-        >>> nf4_bytes(4096 * 4096).total      # q_proj of Llama-3-8B: 8 MiB of 4-bit data + scales
-        8655940
-    """
-    blocks = -(-numel // blocksize)
-    packed = (numel + 1) // 2
+def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> int:
+    """Bytes bitsandbytes 0.50's quantize_4bit keeps for a weight of ``numel`` numbers in NF4: the 4-bit values two
+    per byte, one scale per block (float32; with double quantisation uint8, plus one float32 scale per 256 blocks
+    and a float32 offset), and float32 code tables (16 NF4 levels; with double quantisation 256 scale codes)."""
+    blocks, packed = -(-numel // blocksize), (numel + 1) // 2
     if not double_quant:
-        return NF4Bytes(packed=packed, absmax=4 * blocks, code_tables=16 * 4)
-    return NF4Bytes(packed=packed, absmax=blocks, nested_absmax=4 * -(-blocks // nested_blocksize), offset=4,
-                    code_tables=16 * 4 + 256 * 4)
+        return packed + 4 * blocks + 16 * 4
+    return packed + blocks + 4 * -(-blocks // nested_blocksize) + 4 + (16 + 256) * 4
 
 
 @dataclass(frozen=True)
@@ -134,11 +93,9 @@ class WeightMemory:
     bytes_16bit = property(lambda self: sum(r.bytes_16bit for r in self.rows))
     bytes_4bit = property(lambda self: sum(r.bytes_4bit for r in self.rows))
     ratio = property(lambda self: self.bytes_16bit / self.bytes_4bit)  # how many times smaller the 4-bit load is
-
-    @property
-    def bits_per_quantized_weight(self) -> float:
-        """Bits per weight of the quantised modules alone, scales and tables included."""
-        return 8 * sum(r.bytes_4bit for r in self.rows if r.quantized) / self.quantized_params
+    # bits per weight of the quantised modules alone, scales and tables included
+    bits_per_quantized_weight = property(
+        lambda self: 8 * sum(r.bytes_4bit for r in self.rows if r.quantized) / self.quantized_params)
 
     def table(self):
         """A pandas DataFrame: one row per module kind and a total, with parameters and GiB in 16-bit and 4-bit."""
@@ -152,20 +109,14 @@ class WeightMemory:
 
 
 def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = True) -> WeightMemory:
-    """Weight memory of a Llama-architecture model from its config (a ``LlamaConfig`` or its dict).
-
-    Example:
-        >>> m = llama_weight_memory(LLAMA3_8B)
-        >>> m.params, round(m.bytes_16bit / GIB, 2), round(m.bytes_4bit / GIB, 2), round(m.ratio, 2)
-        (8030261248, 14.96, 5.31, 2.82)
-    """
+    """Weight memory of a Llama model from its config (a ``LlamaConfig`` or its dict), in 16-bit and as Unsloth
+    loads it in 4-bit: transformers makes only the decoder's nn.Linear modules NF4 (double-quantised), not lm_head."""
     c = config if isinstance(config, dict) else config.to_dict()
     hidden, layers, vocab, inter = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"], c["intermediate_size"]
     heads = c["num_attention_heads"]
-    kv_heads = c.get("num_key_value_heads") or heads
     head_dim = c.get("head_dim") or hidden // heads
-    shapes = {"q_proj": (heads * head_dim, hidden), "k_proj": (kv_heads * head_dim, hidden),
-              "v_proj": (kv_heads * head_dim, hidden), "o_proj": (hidden, heads * head_dim),
+    q, kv = heads * head_dim, (c.get("num_key_value_heads") or heads) * head_dim
+    shapes = {"q_proj": (q, hidden), "k_proj": (kv, hidden), "v_proj": (kv, hidden), "o_proj": (hidden, q),
               "gate_proj": (inter, hidden), "up_proj": (inter, hidden), "down_proj": (hidden, inter)}
 
     def plain(name, shape, count):
@@ -175,7 +126,7 @@ def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = T
     for name, shape in shapes.items():
         size = math.prod(shape)
         rows.append(ModuleMemory(f"layers.*.{name}", shape, layers, True, 2 * layers * size,
-                                 layers * nf4_bytes(size, blocksize, double_quant).total))
+                                 layers * nf4_bytes(size, blocksize, double_quant)))
         if c.get("mlp_bias" if name in ("gate_proj", "up_proj", "down_proj") else "attention_bias"):
             rows.append(plain(f"layers.*.{name}.bias", (shape[0],), layers))  # a Linear4bit keeps its bias in 16-bit
     rows += [plain("layers.*.input_layernorm", (hidden,), layers),
@@ -186,22 +137,12 @@ def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = T
 
 
 def lora_parameters(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> int:
-    """Trainable LoRA parameters: ``r x (d_in + d_out)`` for each targeted projection of each layer.
-
-    Example:
-        >>> lora_parameters(LLAMA3_8B, r=16)
-        41943040
-    """
+    """Trainable LoRA parameters: ``r x (d_in + d_out)`` for each targeted projection of each layer."""
     rows = [row for row in llama_weight_memory(config).rows if row.quantized]
     return sum(row.count * r * sum(row.shape) for row in rows if row.name.split(".")[-1] in target_modules)
 
 
 def adapter_file_bytes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> int:
-    """Bytes of tensor data in ``adapter_model.safetensors`` (plus a JSON header of some kB): 4 per parameter,
-    because Unsloth keeps trainable LoRA weights in float32 (``unsloth_zoo.training_utils``) and PEFT saves them so.
-
-    Example:
-        >>> adapter_file_bytes(LLAMA3_8B, r=16) / MB    # about 168 MB, 160 MiB
-        167.77216
-    """
+    """Tensor bytes of ``adapter_model.safetensors`` (plus a JSON header of some kB): 4 per parameter, because
+    Unsloth keeps trainable LoRA weights in float32 (``unsloth_zoo.training_utils``) and PEFT saves them so."""
     return 4 * lora_parameters(config, r, target_modules)

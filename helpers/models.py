@@ -1,15 +1,8 @@
 """Choose the model: the real 8B model on a GPU, the embedded tiny Llama elsewhere.
 
-``COURSE_MODEL`` (environment variable or a notebook parameter) overrides the default:
-``tiny`` for the embedded model, ``auto`` (or empty) for the default, anything else is passed to
-``FastLanguageModel.from_pretrained`` as it is (a hub name or a local folder).
-
-Example:
     >>> choose_model("unsloth/llama-3-8b-bnb-4bit")
     'unsloth/llama-3-8b-bnb-4bit'
 """
-
-from __future__ import annotations
 
 import os
 from pathlib import Path
@@ -17,15 +10,14 @@ from pathlib import Path
 from helpers.runtime import has_cuda
 
 GPU_DEFAULT = "unsloth/llama-3-8b-bnb-4bit"
-TINY = "tiny"
 
 
 def choose_model(requested: str | None = None) -> str:
     """Resolve a model request (argument, then $COURSE_MODEL, then auto) to a name or local path."""
     name = (requested or os.environ.get("COURSE_MODEL") or "auto").strip()
     if name == "auto":
-        name = GPU_DEFAULT if has_cuda() else TINY
-    if name == TINY:
+        name = GPU_DEFAULT if has_cuda() else "tiny"
+    if name == "tiny":
         from helpers.tiny import tiny_model_path
 
         return str(tiny_model_path())

@@ -1,16 +1,8 @@
 """Where the course keeps its data and writes its outputs, and Google Drive for outputs that must survive.
 
-Outputs go to ``$COURSE_OUTPUT``, else ``outputs/`` in the repository. A Colab runtime forgets its
-disk when it disconnects, and Colab gives every notebook a fresh runtime: ``use_drive()`` mounts your
-Google Drive (Colab asks for permission first) and points ``COURSE_OUTPUT`` at a folder there, so the
-adapter notebook 04 saves is where notebooks 05 to 08 look for it, in any later runtime.
-
-Example:
     >>> adapter_dir().name
     'lora_adapter'
 """
-
-from __future__ import annotations
 
 import os
 import warnings
@@ -18,10 +10,13 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
-TRAIN_FILE = DATA_DIR / "train.jsonl"
-EVAL_FILE = DATA_DIR / "eval.jsonl"
+TRAIN_FILE, EVAL_FILE = DATA_DIR / "train.jsonl", DATA_DIR / "eval.jsonl"
 DRIVE_ROOT = Path("/content/drive")
-DRIVE_DEFAULT = DRIVE_ROOT / "MyDrive" / "unsloth-course"
+
+
+def cache_dir() -> Path:
+    """Where built things (the tiny model, llama.cpp) live: $COURSE_CACHE, else ~/.cache/unsloth-course."""
+    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "unsloth-course"))
 
 
 def output_dir() -> Path:
@@ -36,12 +31,11 @@ def adapter_dir() -> Path:
     return output_dir() / "lora_adapter"
 
 
-def drive_mounted(root: Path | None = None) -> bool:
-    """True when Google Drive is mounted at ``root`` (default /content/drive; it then holds MyDrive)."""
-    return ((root or DRIVE_ROOT) / "MyDrive").is_dir()
+def drive_mounted() -> bool:
+    return (DRIVE_ROOT / "MyDrive").is_dir()
 
 
-def use_drive(folder: str | Path = DRIVE_DEFAULT, mount: bool = True) -> Path:
+def use_drive(folder: str | Path = DRIVE_ROOT / "MyDrive" / "unsloth-course", mount: bool = True) -> Path:
     """Colab only: mount Google Drive (asks for permission) and send all course outputs to ``folder`` on it."""
     from helpers.runtime import in_colab
 

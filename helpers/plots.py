@@ -1,7 +1,5 @@
 """Small matplotlib plots for the lessons: loss curve, length histogram, score bars."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 

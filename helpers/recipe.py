@@ -1,16 +1,9 @@
-"""The course's training recipe in one place: what helpers.train and the ``course`` command train with.
+"""The course's training recipe in one place, for helpers.train and the ``course`` command; a test checks
+that the notebooks' literals match it. The 8B recipe is Unsloth's Alpaca recipe.
 
-The notebooks write the same numbers as literals in their ``get_peft_model`` and ``SFTConfig`` calls;
-``tests/test_recipe_parity.py`` reads those calls and fails when the two drift apart. The 8B recipe is
-Unsloth's Alpaca recipe: 60 steps at 2e-4. The embedded tiny model gets its own step count and
-learning rate (``Recipe.for_model``); everything else is the same.
-
-Example:
     >>> Recipe().max_steps, Recipe.for_model("unsloth/llama-3-8b-bnb-4bit").learning_rate
     (60, 0.0002)
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 

@@ -1,12 +1,8 @@
 """What is this machine? Colab, Kaggle or your own; GPU name, compute capability, memory, bf16 support.
 
-Example:
-    >>> info = runtime_info()
-    >>> info.device in ("cuda", "cpu", "mps")
+    >>> runtime_info().device in ("cuda", "cpu", "mps")
     True
 """
-
-from __future__ import annotations
 
 import os
 import platform
@@ -16,8 +12,6 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class RuntimeInfo:
-    """A summary of the runtime, printable as a table."""
-
     device: str  # "cuda" | "mps" | "cpu"
     host: str = "local"  # "colab" | "kaggle" | "local"
     python: str = platform.python_version()
@@ -38,12 +32,10 @@ class RuntimeInfo:
 
 
 def in_colab() -> bool:
-    """True inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
 def in_kaggle() -> bool:
-    """True inside a Kaggle notebook."""
     return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 
 

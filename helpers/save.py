@@ -1,29 +1,15 @@
-"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one.
-
-``check_adapter`` reloads the tensors of a saved adapter and compares them with the model's: run it
-after ``model.save_pretrained``. ``atomic_folder`` writes into a temporary sibling and renames it into
-place only when the block succeeds, so the target holds the previous complete folder or the new
-complete one (used by ``save_adapter`` and the exports). Leftovers of a killed write are removed next time.
-
-Example:
-    >>> model.save_pretrained(adapter_dir()); tokenizer.save_pretrained(adapter_dir())  # doctest: +SKIP
-    >>> check_adapter(model, adapter_dir())                                               # doctest: +SKIP
-    112 LoRA tensors reloaded and equal to the model's: 3,276,800 parameters in float32, 13.1 MB on disk.
-"""
-
-from __future__ import annotations
+"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one."""
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ADAPTER_FILE = "adapter_model.safetensors"
-CONFIG_FILE = "adapter_config.json"
+ADAPTER_FILE, CONFIG_FILE = "adapter_model.safetensors", "adapter_config.json"
 
 
 class SaveError(RuntimeError):
@@ -32,8 +18,6 @@ class SaveError(RuntimeError):
 
 def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
     """Reload the adapter in ``folder`` and compare every tensor with ``model``'s; return how many matched."""
-    import json
-
     import torch
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
@@ -57,14 +41,13 @@ def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
     if not quiet:
         params = sum(t.numel() for t in saved.values())
         dtypes = ", ".join(sorted({str(t.dtype).removeprefix("torch.") for t in saved.values()}))
-        size = (folder / ADAPTER_FILE).stat().st_size
         print(f"{len(saved)} LoRA tensors reloaded and equal to the model's: {params:,} parameters in {dtypes}, "
-              f"{size / 1e6:.1f} MB on disk.")
+              f"{(folder / ADAPTER_FILE).stat().st_size / 1e6:.1f} MB on disk.")
     return len(saved)
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(path: str | Path):
     """Yield a temporary sibling of ``path`` to write into; on success it replaces ``path``, on failure it goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +76,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 
 
 def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = True) -> Path:
-    """``model.save_pretrained`` and ``tokenizer.save_pretrained`` into ``path`` all or nothing, checked before the swap."""
+    """``save_pretrained`` the model and tokenizer into ``path`` all or nothing, checked before the swap."""
     with atomic_folder(path) as tmp:
         model.save_pretrained(str(tmp))
         if tokenizer is not None:
@@ -107,12 +90,10 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a small text file (say, trainer_state.json) via a temp file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        tmp.write_text(text)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

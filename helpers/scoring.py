@@ -1,31 +1,21 @@
 """Score a model on the held-out set: batched greedy answers, per-family checkers, a report table.
 
-The answers of the course's task families can be checked by code. ``exact_match`` compares an
-answer with the expected output after trimming and collapsing spaces; JSON answers are compared as
-parsed objects (so ``{"a": 1}`` and ``{ "a":1 }`` agree). JSON tasks also get the share of answers
-that parse as a JSON object and the share of expected fields whose value is right.
-
-Example:
     >>> records = [{"instruction": "Even or odd?", "input": "7", "output": "odd", "family": "parity"},
     ...            {"instruction": "As JSON.", "input": "Hi", "output": '{"a": 1, "b": 2}', "family": "j"}]
     >>> report = score(records, ["odd ", '{"a": 1, "b": 3}'])
     >>> report.overall["exact_match"], report.overall["json_valid"], report.overall["field_accuracy"]
     (0.5, 1.0, 0.5)
-    >>> answers = generate_answers(model, tokenizer, records)  # doctest: +SKIP
 """
-
-from __future__ import annotations
 
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from helpers.data import prompt_for
 
-Checker = Callable[[str, str], bool]
 OVERALL = "overall"
 
 
@@ -44,7 +34,6 @@ def parse_json_object(text: str) -> dict | None:
 
 
 def same_text(expected: str, answer: str) -> bool:
-    """Equal after :func:`normalize`."""
     return normalize(expected) == normalize(answer)
 
 
@@ -54,38 +43,28 @@ def same_json(expected: str, answer: str) -> bool:
     return got is not None and got == parse_json_object(expected)
 
 
-CHECKERS: dict[str, Checker] = {  # families whose answers need more than text equality
-    "classify_json": same_json,
-}
+CHECKERS: dict[str, Callable[[str, str], bool]] = {"classify_json": same_json}  # more than text equality
 
 
 def is_json_task(expected: str) -> bool:
-    """A record is a JSON task when its expected output is a JSON object."""
     return parse_json_object(expected) is not None
 
 
-def checker_for(family: str | None, expected: str) -> Checker:
+def checker_for(family: str | None, expected: str) -> Callable[[str, str], bool]:
     """The family's checker; for unknown families, JSON comparison for JSON outputs, else text."""
-    if family in CHECKERS:
-        return CHECKERS[family]
-    return same_json if is_json_task(expected) else same_text
+    return CHECKERS.get(family) or (same_json if is_json_task(expected) else same_text)
 
 
 def field_accuracy(expected: str, answer: str) -> float:
     """Share of the expected object's fields that the answer has with the same value (0 if not JSON)."""
-    want = parse_json_object(expected) or {}
-    got = parse_json_object(answer)
+    want, got = parse_json_object(expected) or {}, parse_json_object(answer)
     if not want:
         return math.nan
-    if got is None:
-        return 0.0
-    return sum(k in got and got[k] == v for k, v in want.items()) / len(want)
+    return 0.0 if got is None else sum(k in got and got[k] == v for k, v in want.items()) / len(want)
 
 
 @dataclass
 class ItemResult:
-    """The verdict on one answer."""
-
     family: str
     instruction: str
     input: str
@@ -104,15 +83,13 @@ class Report:
     items: list[ItemResult]
     families: list[str] = field(default_factory=list)
 
-    def _summary(self, items: Sequence[ItemResult]) -> dict[str, float]:
-        json_items = [i for i in items if i.json_task]
-        return {
-            "n": len(items),
-            "exact_match": sum(i.exact_match for i in items) / len(items) if items else math.nan,
-            "json_valid": sum(bool(i.json_valid) for i in json_items) / len(json_items) if json_items else math.nan,
-            "field_accuracy": (sum(i.field_accuracy for i in json_items) / len(json_items)
-                               if json_items else math.nan),
-        }
+    @staticmethod
+    def _summary(items: Sequence[ItemResult]) -> dict[str, float]:
+        js = [i for i in items if i.json_task]
+        mean = lambda values, n: sum(values) / n if n else math.nan  # noqa: E731
+        return {"n": len(items), "exact_match": mean((i.exact_match for i in items), len(items)),
+                "json_valid": mean((bool(i.json_valid) for i in js), len(js)),
+                "field_accuracy": mean((i.field_accuracy for i in js), len(js))}
 
     @property
     def overall(self) -> dict[str, float]:
@@ -120,27 +97,24 @@ class Report:
         return self._summary(self.items)
 
     def by_family(self) -> dict[str, dict[str, float]]:
-        """The same summary for each task family, in first-seen order."""
         return {f: self._summary([i for i in self.items if i.family == f]) for f in self.families}
 
     def table(self):
         """A pandas DataFrame: one row per family plus 'overall'; NaN where a metric does not apply."""
         import pandas as pd
 
-        rows = {**self.by_family(), OVERALL: self.overall}
-        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame = pd.DataFrame.from_dict({**self.by_family(), OVERALL: self.overall}, orient="index")
         frame["n"] = frame["n"].astype(int)
         frame.index.name = "family"
         return frame
 
     def failures(self, family: str | None = None, limit: int = 5) -> list[ItemResult]:
         """Up to ``limit`` wrong answers (of one family if given), to look at."""
-        wrong = [i for i in self.items if not i.exact_match and (family is None or i.family == family)]
-        return wrong[:limit]
+        return [i for i in self.items if not i.exact_match and family in (None, i.family)][:limit]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for a JSON file: overall and per-family summaries (None where a metric does not apply)."""
-        def plain(summary: dict[str, float]) -> dict[str, Any]:
+    def to_dict(self) -> dict:
+        """Overall and per-family summaries as plain data for JSON (None where a metric does not apply)."""
+        def plain(summary):
             return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
         return {"overall": plain(self.overall), "families": {f: plain(s) for f, s in self.by_family().items()}}
 
@@ -149,41 +123,26 @@ def score(records: Sequence[Mapping[str, str]], answers: Sequence[str]) -> Repor
     """Check each answer against its record's ``output``; records without ``family`` count as 'all'."""
     if len(records) != len(answers):
         raise ValueError(f"{len(records)} records but {len(answers)} answers")
-    items, families = [], []
+    items = []
     for record, answer in zip(records, answers):
-        family = record.get("family") or "all"
-        if family not in families:
-            families.append(family)
-        expected = record["output"]
+        family, expected = record.get("family") or "all", record["output"]
         json_task = is_json_task(expected)
         items.append(ItemResult(
-            family=family,
-            instruction=record["instruction"],
-            input=record.get("input", ""),
-            expected=expected,
-            answer=answer,
-            exact_match=checker_for(family, expected)(expected, answer),
-            json_task=json_task,
+            family, record["instruction"], record.get("input", ""), expected, answer,
+            exact_match=checker_for(family, expected)(expected, answer), json_task=json_task,
             json_valid=parse_json_object(answer) is not None if json_task else None,
-            field_accuracy=field_accuracy(expected, answer) if json_task else None,
-        ))
-    return Report(items, families)
+            field_accuracy=field_accuracy(expected, answer) if json_task else None))
+    return Report(items, list(dict.fromkeys(i.family for i in items)))
 
 
 def commonest_answers(train_records: Sequence[Mapping[str, str]], records: Sequence[Mapping[str, str]]) -> list[str]:
-    """For each record, the training set's most frequent output for its instruction ("" if unseen).
-
-    A floor to read scores against: what a model that learned only the format and the commonest
-    answer would say. A yes/no family scores about 50% this way without reading the input.
-    """
-    from collections import Counter
-
+    """For each record, the training set's most frequent output for its instruction ("" if unseen): a floor
+    to read scores against (a yes/no family scores about 50% this way without reading the input)."""
     counts: dict[str, Counter] = {}
     for r in train_records:
         counts.setdefault(r["instruction"], Counter())[r["output"]] += 1
     # most_common breaks ties by first appearance, so the result is deterministic
-    return [counts[r["instruction"]].most_common(1)[0][0] if r["instruction"] in counts else ""
-            for r in records]
+    return [counts[r["instruction"]].most_common(1)[0][0] if r["instruction"] in counts else "" for r in records]
 
 
 def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
@@ -203,7 +162,7 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                      prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, **generate_kwargs) -> list[str]:
     """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS.
 
-    A prompt that starts with the BOS token (a chat template writes it) is tokenized without adding another.
+    A prompt that starts with the BOS token (a chat template writes it) gets no second one;
     ``generate_kwargs`` go to ``model.generate`` (say, ``repetition_penalty=1.1``).
     """
     import torch
@@ -213,7 +172,7 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
-    answers: list[str] = [""] * len(prompts)
+    answers = [""] * len(prompts)
     padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts
     if tokenizer.pad_token is None:
@@ -237,15 +196,9 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
 
 
 @contextlib.contextmanager
-def max_new_tokens_only(model) -> Iterator[None]:
-    """Within the block, ``max_new_tokens`` alone bounds ``model.generate``; the config's ``max_length`` is restored after.
-
-    On a GPU Unsloth sets ``generation_config.max_length`` to the context size, and transformers then warns on
-    every ``generate(max_new_tokens=...)`` call that both are set. Example::
-
-        with torch.no_grad(), max_new_tokens_only(model):
-            out = model.generate(**inputs, max_new_tokens=32)
-    """
+def max_new_tokens_only(model):
+    """Within the block ``max_new_tokens`` alone bounds ``model.generate``: Unsloth sets the config's
+    ``max_length`` to the context size on a GPU, and transformers then warns on every call. Restored after."""
     config = getattr(model, "generation_config", None)
     max_length = getattr(config, "max_length", None)
     if max_length is not None:

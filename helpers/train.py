@@ -1,16 +1,5 @@
-"""Train the course's LoRA adapter in one call: notebook 04's steps, for the ``course train`` command, and
-for notebooks 05 to 08 when they run alone in a fresh runtime without notebook 04's adapter.
-
-Notebook 04 teaches the same calls cell by cell with the same numbers (``helpers.recipe``; a test
-compares them). Checkpoints go every ``recipe.save_steps`` steps into ``checkpoints/`` beside the adapter
-and a new call resumes from the last complete one; the adapter is saved all or nothing and checked.
-
-Example:
-    >>> train_adapter(choose_model())           # doctest: +SKIP
-    Resuming from checkpoint-40 (step 40 of 60) in outputs/checkpoints.
-"""
-
-from __future__ import annotations
+"""Train the course's LoRA adapter in one call: notebook 04's steps with ``helpers.recipe``'s numbers, for the
+``course train`` command and for notebooks 05 to 08 run alone."""
 
 import dataclasses
 import json
@@ -18,9 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from helpers.checkpoints import last_checkpoint, resume_checkpoint, same_model
 from helpers.data import format_alpaca, load_alpaca
+from helpers.errors import check_lengths, explain_load_errors, oom_advice
 from helpers.paths import TRAIN_FILE, adapter_dir
 from helpers.recipe import Recipe
+from helpers.save import save_adapter, write_text_atomic
 
 
 def is_main_process() -> bool:
@@ -30,8 +22,6 @@ def is_main_process() -> bool:
 
 def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
     """``folder`` when it holds an adapter trained from ``model_name``, else None; says which."""
-    from helpers.checkpoints import same_model
-
     config = Path(folder) / "adapter_config.json"
     if not config.exists():
         print(f"No adapter at {folder}: training one now with notebook 04's recipe.")
@@ -47,8 +37,6 @@ def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
 def load_model(model_name: str, recipe: Recipe, **kwargs):
     """``FastLanguageModel.from_pretrained`` in 4-bit (16-bit on CPU); ``kwargs`` override; a bad name raises ModelLoadError."""
     from unsloth import FastLanguageModel
-
-    from helpers.errors import explain_load_errors
 
     args = dict(model_name=model_name, max_seq_length=recipe.max_seq_length, dtype=None, load_in_4bit=True)
     with explain_load_errors(model_name):
@@ -91,18 +79,14 @@ def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path, ca
 def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | None = None,
                   recipe: Recipe | None = None, resume: bool = True, callbacks: list | None = None,
                   load_kwargs: dict | None = None, trainer_kwargs: dict | None = None) -> Path:
-    """Load, attach LoRA, train on ``data`` (resuming from the last checkpoint) and save the adapter to ``out``.
+    """Load, attach LoRA, train on ``data`` (a .jsonl file or a checked ``datasets.Dataset``) and save the
+    adapter to ``out``, all or nothing and checked.
 
-    ``data`` is a .jsonl file (checked by helpers.data) or a checked ``datasets.Dataset`` of Alpaca records.
-
-    Checkpoints go to ``out.parent / "checkpoints"``, the loss history to ``out.parent / "trainer_state.json"``.
-    ``load_kwargs`` go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes
-    (torchrun/accelerate) only the main one moves checkpoints, prints and saves.
+    Checkpoints go every ``recipe.save_steps`` steps to ``out.parent / "checkpoints"`` and a new call resumes
+    from the last complete one; the loss history goes to ``out.parent / "trainer_state.json"``. ``load_kwargs``
+    go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes (torchrun/accelerate)
+    only the main one moves checkpoints, prints and saves.
     """
-    from helpers.checkpoints import last_checkpoint, resume_checkpoint
-    from helpers.errors import check_lengths, oom_advice
-    from helpers.save import save_adapter, write_text_atomic
-
     recipe = recipe or Recipe.for_model(model_name)
     out = Path(out or adapter_dir())
     main = is_main_process()

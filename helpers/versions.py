@@ -1,21 +1,12 @@
-"""Which versions are installed, what each package is for, and where they drift from the pins.
+"""Which versions are installed, what each package is for, and where they drift from the pins in
+requirements-colab.txt (the file the Colab cell installs).
 
-Pins come from requirements-colab.txt (the file the Colab cell installs), so there is one list.
-
-Example:
     >>> "trl" in read_pins()
     True
-    >>> drifted = check_versions(quiet=True)   # doctest: +SKIP
-    >>> print(version_report(drifted))         # doctest: +SKIP
-    1 package(s) differ from the versions this course was tested with:
-      - trl: installed 1.14.0, pinned 1.15.0
-    ...
-      pip install --no-deps trl==1.15.0
 """
 
-from __future__ import annotations
-
 import re
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -49,8 +40,6 @@ PURPOSE = {
 
 @dataclass
 class PackageRow:
-    """One package: its pin, what is installed, and whether they differ."""
-
     name: str
     pinned: str | None
     installed: str | None
@@ -77,23 +66,19 @@ def read_pins(path: Path = REQUIREMENTS) -> dict[str, str | None]:
 
 
 def installed_version(name: str) -> str | None:
-    """The installed version of a distribution, or None when it is not installed."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
 def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
     """Every pinned package plus torch, triton and xformers (the runtime's own), with version and purpose."""
     pins = read_pins(path)
-    names = list(dict.fromkeys(["torch", "triton", *pins, "xformers"]))
-    purposes = {_normal(k): v for k, v in PURPOSE.items()}
-    return [PackageRow(n, pins.get(n), installed_version(n), purposes.get(_normal(n), "")) for n in names]
+    normal = lambda name: re.sub(r"[-_.]+", "_", name).lower()  # noqa: E731
+    purposes = {normal(k): v for k, v in PURPOSE.items()}
+    return [PackageRow(n, pins.get(n), installed_version(n), purposes.get(normal(n), ""))
+            for n in dict.fromkeys(["torch", "triton", *pins, "xformers"])]
 
 
 def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow]:
@@ -107,30 +92,19 @@ def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow
 
 def fix_command(rows: list[PackageRow]) -> str:
     """The pip command that puts the drifted packages back on their pins ('' when nothing drifted)."""
-    if not rows:
-        return ""
-    return "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows)
-
-
-def version_report(rows: list[PackageRow]) -> str:
-    """A message naming each drifted package (installed vs pinned) and the pip command that fixes them all."""
-    if not rows:
-        return "All pinned packages match."
-    lines = [f"{len(rows)} package(s) differ from the versions this course was tested with:"]
-    for r in rows:
-        lines.append(f"  - {r.name}: installed {r.installed or 'nothing (not installed)'}, pinned {r.pinned}")
-    lines += ["To restore the tested versions, run this, then restart the runtime (Colab: Runtime > Restart session):",
-              f"  {fix_command(rows)}"]
-    return "\n".join(lines)
+    return "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows) if rows else ""
 
 
 def check_versions(path: Path = REQUIREMENTS, gpu: bool | None = None, quiet: bool = False) -> list[PackageRow]:
-    """Compare installed packages with the pins: print ``version_report`` and warn once per drifted package."""
-    import warnings
-
+    """Compare installed packages with the pins: warn once per drifted package, and print each (installed
+    vs pinned) and the pip command that fixes them all."""
     rows = drift(path, gpu)
     for r in rows:
         warnings.warn(f"{r.name}: installed {r.installed or 'nothing'}, pinned {r.pinned}", stacklevel=2)
     if not quiet:
-        print(version_report(rows))
+        print("\n".join([f"{len(rows)} package(s) differ from the versions this course was tested with:",
+                         *(f"  - {r.name}: installed {r.installed or 'nothing (not installed)'}, pinned {r.pinned}"
+                           for r in rows),
+                         "To restore the tested versions, run this, then restart the runtime (Colab: Runtime > "
+                         "Restart session):", f"  {fix_command(rows)}"]) if rows else "All pinned packages match.")
     return rows

@@ -48,6 +48,16 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
     return records
 
 
+def _check_columns(where: str, columns: list[str], extra_keys: list[str]) -> None:
+    """A table's columns (a CSV header, a Dataset's): none unknown, the required ones present."""
+    allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
+    unknown = [c for c in columns if c not in allowed]
+    if unknown:
+        raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise DataError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(repr(c) for c in missing)}; found {columns}")
 
 
 def _read_jsonl(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
@@ -64,20 +74,13 @@ def _read_json_array(text: str, path: Path, extra_keys: list[str]) -> list[dict[
 
 def _read_csv(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
     try:
         header = next(reader)
         where = f"{path}, line {reader.line_num} (header)"
         duplicates = sorted({c for c in header if header.count(c) > 1})
         if duplicates:
             raise DataError(f"{where}: column{'s' if len(duplicates) > 1 else ''} {duplicates} appear twice")
-        unknown = [c for c in header if c not in allowed]
-        if unknown:
-            raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise DataError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(repr(c) for c in missing)}; found {header}")
+        _check_columns(where, header, extra_keys)
         records = []
         for row in reader:
             where = f"{path}, line {reader.line_num}"
@@ -112,14 +115,7 @@ def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
         raise DataError(f"got a DatasetDict with splits {list(source)}; pass one split, e.g. dataset['train']")
     if isinstance(source, Dataset):
         name = f"dataset {source.info.dataset_name or '(in memory)'}"
-        allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
-        unknown = [c for c in source.column_names if c not in allowed]
-        if unknown:
-            raise DataError(f"{name}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
-        missing = [c for c in REQUIRED if c not in source.column_names]
-        if missing:
-            raise DataError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(repr(c) for c in missing)}; found {source.column_names}")
+        _check_columns(name, source.column_names, extra_keys)
         records = validate_records(source, name, extra_keys)
     elif isinstance(source, (str, Path)):
         records = read_records(source, extra_keys)
