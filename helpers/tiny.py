@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.paths import DATA_DIR
+from helpers.paths import DATA_DIR, cache_dir
 
 VERSION = 2  # bump when the recipe below changes, so caches rebuild
 VOCAB_SIZE = 1024
@@ -37,11 +37,6 @@ CHAT_TOKENS = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]  # get_
 PRETRAIN = dict(steps=1000, batch_size=16, block_size=128, learning_rate=3e-3, warmup=40)
 SEED = 3407
 CORPUS = "pretrain.jsonl.gz"
-
-
-def cache_dir() -> Path:
-    """Where built models live: $COURSE_CACHE, else ~/.cache/unsloth-course."""
-    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "unsloth-course"))
 
 
 def pretraining_text(data_dir: Path = DATA_DIR) -> list[str]:
