@@ -24,6 +24,7 @@ $(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt re
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q --no-deps -r requirements/gguf.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -c "import torch, unsloth; assert not torch.version.cuda or torch.cuda.is_available(), 'a CUDA torch on a CPU machine'"
+	$(PY) -m tools.llama_cpp_build  # the llama.cpp of the GGUF export, built once into the course's cache
 	$(PY) -c "from helpers.llama_cpp import llama_cpp_dir; print('llama.cpp:', llama_cpp_dir())"
 	touch $@
 

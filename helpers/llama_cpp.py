@@ -55,14 +55,15 @@ def llama_cpp_dir() -> Path | None:
     chosen = os.environ.get("UNSLOTH_LLAMA_CPP_PATH")
     if in_colab() and not chosen:
         return None
-    if chosen and problem(Path(chosen)):  # the user's choice: use it or say why not, never replace it silently
-        raise LlamaCppError(f"UNSLOTH_LLAMA_CPP_PATH={chosen} is not usable: {problem(Path(chosen))}. Fix it, or "
-                            f"unset it to use the course's build in {cached_dir()}.")
-    found = next((f for f in ([Path(chosen)] if chosen else [UNSLOTH_DEFAULT, cached_dir()])
-                  if f.exists() and problem(f) is None), None)
+    why = {f: problem(f) for f in ([Path(chosen)] if chosen else [UNSLOTH_DEFAULT, cached_dir()])}
+    if chosen and why[Path(chosen)]:  # the user's choice: use it or say why not, never replace it silently
+        raise LlamaCppError(f"UNSLOTH_LLAMA_CPP_PATH={chosen} is not usable: {why[Path(chosen)]}. Fix it, or unset it "
+                            f"and build the course's llama.cpp in {cached_dir()}: `python -m tools.llama_cpp_build`.")
+    found = next((f for f, wrong in why.items() if wrong is None), None)
     if found is None:
-        raise LlamaCppError(f"no llama.cpp in {UNSLOTH_DEFAULT} or {cached_dir()}, and Unsloth cannot clone one "
-                            f"offline: run `python -m tools.llama_cpp_build` (or `make setup`), about 4 minutes.")
+        raise LlamaCppError(f"no usable llama.cpp ({'; '.join(why.values())}), and Unsloth cannot clone one offline: "
+                            f"run `python -m tools.llama_cpp_build` (or `make setup`) to build it in {cached_dir()}, "
+                            f"about 4 minutes.")
     os.environ["UNSLOTH_LLAMA_CPP_PATH"] = str(found)
     zoo = sys.modules.get("unsloth_zoo.llama_cpp")
     if zoo is not None and Path(zoo.LLAMA_CPP_DEFAULT_DIR) != found:
@@ -79,7 +80,7 @@ def check_quantization(methods: Sequence[str]) -> None:
         if method not in ALLOWED_QUANTS:
             close = difflib.get_close_matches(method, ALLOWED_QUANTS, n=3)
             raise LlamaCppError(f"unknown GGUF quantization method {method!r}"
-                                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+                                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
                                 + f" Unsloth knows: {', '.join(ALLOWED_QUANTS)}")
 
 
@@ -88,18 +89,17 @@ def export_errors(folder: str | Path):
     """Around an export: a full disk or a failed conversion becomes a LlamaCppError naming ``folder``."""
     try:
         yield
-    except OSError as err:
-        if err.errno != errno.ENOSPC:
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as err:  # a converter's output is in its message
+        full = getattr(err, "errno", None) == errno.ENOSPC or "No space left on device" in str(err)
+        if isinstance(err, LlamaCppError) or (isinstance(err, OSError) and not full):
             raise
-        raise LlamaCppError(f"{folder}: the disk filled up during the export ({err.filename or 'a file'}); nothing "
-                            f"was kept. Free space (the 8B model needs about 16 GB for the merge and 8.5 GB for "
-                            f"q8_0) and run it again.") from None
-    except (RuntimeError, subprocess.CalledProcessError) as err:
-        if isinstance(err, LlamaCppError):
-            raise
+        if full:
+            raise LlamaCppError(f"{folder}: the disk filled up during the export "
+                                f"({getattr(err, 'filename', None) or 'a file'}); nothing was kept. Free space (the 8B "
+                                f"model needs about 16 GB for the merge and 8.5 GB for q8_0), run it again.") from None
         last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
-        raise LlamaCppError(f"{folder}: the GGUF export failed ({type(err).__name__}: {last[0]}); nothing was kept, "
-                            f"the full error is chained below.") from err
+        raise LlamaCppError(f"{folder}: the export failed ({type(err).__name__}: {last[0]}); nothing was kept, "
+                            f"the full error is above.") from err
 
 
 def gguf_files(folder: str | Path) -> dict[str, Path]:
@@ -134,9 +134,16 @@ def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:
 
 
 def parse_modelfile(text: str) -> dict:
-    """The Modelfile's FROM, TEMPLATE and SYSTEM, its stop strings (``stop``) and other PARAMETERs."""
+    """The Modelfile's FROM, TEMPLATE and SYSTEM, its stop strings (``stop``) and other PARAMETERs; ValueError names
+    the first line that is none of these (nor blank, nor a ``#`` comment), e.g. an unclosed triple quote."""
     out: dict = {"stop": []}
-    for m in re.finditer(r'^(FROM|TEMPLATE|SYSTEM|PARAMETER)[ \t]+("""(.*?)"""|([^\n]*))$', text, flags=re.M | re.S):
+    pattern = r'^(FROM|TEMPLATE|SYSTEM|PARAMETER)[ \t]+("""(.*?)"""|(?!""")([^\n]*[^\s][^\n]*))[ \t]*$'
+    unexplained = re.sub(pattern, lambda m: "\n" * m[0].count("\n"), text, flags=re.M | re.S)  # keeps line numbers
+    for number, line in enumerate(unexplained.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            raise ValueError(f"Modelfile line {number}: expected FROM, TEMPLATE, SYSTEM or PARAMETER and a value, "
+                             f"got {line[:60]!r}")
+    for m in re.finditer(pattern, text, flags=re.M | re.S):
         word, value = m.group(1), m.group(3) if m.group(3) is not None else m.group(4).strip()
         if word != "PARAMETER":
             out[word] = value

@@ -1,4 +1,4 @@
-"""The `course` command end to end on the CPU with the tiny model: train, infer, merge, baseline.
+"""The `course` command end to end on the CPU with the tiny model: train, infer, merge, baseline, export.
 
 Each command runs in its own process (`python -m tools.cli`, what the `course` entry point calls),
 so Unsloth's patches never leak into the other tests. Training is kept to 2 steps of 1 example.
@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,14 @@ TINY_TRAIN = ["--config", "configs/tiny.yaml", "--model", "tiny", "--max-steps",
               "--max-seq-length", "256", "--device", "cpu", "--no-progress"]
 
 
-def course(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `course ARGS` (as python -m tools.cli) from the repository root, on the CPU, offline."""
+def course(*args: str, check: bool = True, timeout: int = 600, env: dict[str, str | None] | None = None,
+           runner: Sequence[str] = ("-m", "tools.cli")) -> subprocess.CompletedProcess:
+    """Run `course ARGS` (as python -m tools.cli, or another ``runner``) from the repository root, on the CPU,
+    offline; ``env`` adds variables (None removes one)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(ROOT)}
-    env.pop("WORLD_SIZE", None)
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, text=True,
+           "PYTHONPATH": str(ROOT), "WORLD_SIZE": None, **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
+    proc = subprocess.run([sys.executable, *runner, *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(f"course {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
@@ -203,3 +206,152 @@ def test_prompts_file_keeps_extra_keys_and_fills_input(tmp_path):
     assert read_prompts(path) == [{"instruction": "Even or odd?", "id": 3, "input": ""}]
     with pytest.raises(Exception, match="file not found"):
         read_prompts(tmp_path / "missing.jsonl")
+
+
+# --- export (notebook 08): formats, llama.cpp, failures that leave nothing behind, the Hub ---------------------
+
+EXPORT = ["export", "--config", "configs/tiny.yaml", "--model", "tiny", "--device", "cpu", "--no-progress"]
+FAKE_TOKEN = "hf_FakeTokenOfTheExportTests0123456789"
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Everything under ``folder`` (temporary siblings included), as relative paths."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def stub_adapter(folder: Path) -> Path:
+    """An adapter folder good enough for the checks that run before the model loads."""
+    (folder / "lora_adapter").mkdir(parents=True)
+    (folder / "lora_adapter" / "adapter_config.json").write_text("{}")
+    return folder / "lora_adapter"
+
+
+def test_export_unknown_quantization_names_it_and_the_accepted_ones(tmp_path):
+    stub_adapter(tmp_path)
+    proc = course(*EXPORT, "--output-dir", str(tmp_path), "--formats", "merged_16bit", "q9_x", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert ("course export: error: the command line: field 'formats': unknown GGUF quantization method 'q9_x'"
+            in proc.stderr)
+    assert all(m in proc.stderr for m in ("q8_0", "q4_k_m", "merged_16bit", "ollama"))
+    assert not (tmp_path / "export").exists()
+
+
+def test_export_without_llama_cpp_names_the_folder_and_the_builder(tmp_path):
+    stub_adapter(tmp_path)
+    empty = tmp_path / "llama.cpp"
+    empty.mkdir()
+    proc = course(*EXPORT, "--output-dir", str(tmp_path), "--formats", "merged_16bit", "q8_0", check=False,
+                  env={"UNSLOTH_LLAMA_CPP_PATH": str(empty)})
+    assert proc.returncode == 1, proc.stderr
+    assert f"course export: error: UNSLOTH_LLAMA_CPP_PATH={empty} is not usable: no executable {empty}/llama-quantize" \
+        in proc.stderr
+    assert "python -m tools.llama_cpp_build" in proc.stderr
+    assert not (tmp_path / "export").exists()  # it stops before the slow part, merged_16bit included
+
+
+def test_export_push_without_token_says_where_to_put_it(tmp_path):
+    stub_adapter(tmp_path)
+    proc = course(*EXPORT, "--output-dir", str(tmp_path), "--push-to-hub", "learner/tiny", check=False,
+                  env={"HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None, "HOME": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert "course export: error: the command line: field 'push_to_hub' is set, but: No Hugging Face token" \
+        in proc.stderr
+    assert all(w in proc.stderr for w in ("environment variable HF_TOKEN", "Colab", "Kaggle", "secret named HF_TOKEN"))
+    assert not (tmp_path / "export").exists()
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("reject", "the export failed (RuntimeError: NotImplementedError: BPE pre-tokenizer was not recognized"),
+    ("enospc", "the disk filled up during the export"),
+])
+def test_export_failed_conversion_leaves_no_gguf(trained, tmp_path, mode, expected):
+    from export_fakes import fake_llama_cpp
+
+    out, _ = trained
+    run = tmp_path / "run"
+    proc = course(*EXPORT, "--adapter", str(out / "lora_adapter"), "--output-dir", str(run), "--formats", "q8_0",
+                  "ollama", check=False, env={"UNSLOTH_LLAMA_CPP_PATH": str(fake_llama_cpp(tmp_path / "llama.cpp")),
+                                              "FAKE_CONVERT": mode})
+    assert proc.returncode == 1, proc.stderr
+    assert f"course export: error: {run / 'export' / 'gguf'}: {expected}" in proc.stderr
+    assert "nothing was kept" in proc.stderr
+    assert leftovers(run) == ["export"]  # no gguf/, no half-written file, no temporary folder
+
+
+def test_export_push_to_hub_uploads_and_never_shows_the_token(trained, tmp_path):
+    """The Hub's HTTP layer stubbed (tests/export_fakes.py): every upload carries the token, and it appears in no
+    output, log record or file; a fake llama.cpp writes the GGUF file (its content is not what is tested here)."""
+    from export_fakes import fake_llama_cpp
+    from helpers.llama_cpp import parse_modelfile
+    from helpers.tiny import cache_dir
+
+    out, _ = trained
+    run, home = tmp_path / "run", tmp_path / "home"
+    home.mkdir()
+    requests, log = tmp_path / "requests.json", tmp_path / "log.txt"
+    proc = course(*EXPORT, "--adapter", str(out / "lora_adapter"), "--output-dir", str(run), "--formats",
+                  "merged_16bit", "q8_0", "ollama", "--push-to-hub", "learner/tiny",
+                  runner=["tests/export_fakes.py", str(requests), str(log)],
+                  env={"HF_TOKEN": FAKE_TOKEN, "HF_HUB_OFFLINE": "0", "HOME": str(home), "HF_HOME": str(home / "hf"),
+                       "COURSE_CACHE": str(cache_dir()), "FAKE_CONVERT": "ok",
+                       "UNSLOTH_LLAMA_CPP_PATH": str(fake_llama_cpp(tmp_path / "llama.cpp"))})
+    seen = json.loads(requests.read_text())
+    committed = [set(r["files"]) for r in seen if "files" in r]
+    assert {"model.safetensors", "config.json"} <= committed[0] and "tokenizer.json" in committed[1]
+    assert committed[2] == {"gguf/model/model.Q8_0.gguf", "gguf/model/Modelfile"}
+    assert all(r["auth_has_token"] for r in seen if r["path"] != "/api/agent-harnesses")
+    modelfile = run / "export" / "gguf" / "model" / "Modelfile"
+    assert (modelfile.parent / parse_modelfile(modelfile.read_text())["FROM"]).is_file()
+    assert "Uploaded to https://huggingface.co/learner/tiny" in proc.stdout
+    assert log.stat().st_size > 0  # DEBUG records were written
+    for where, text in [("stdout", proc.stdout), ("stderr", proc.stderr)]:
+        assert FAKE_TOKEN not in text, f"the token is in {where}"
+    for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
+        assert FAKE_TOKEN.encode() not in path.read_bytes(), f"the token is in {path}"
+
+
+@pytest.fixture(scope="module")
+def exported(trained) -> tuple[Path, bool, subprocess.CompletedProcess]:
+    """`course export` of the trained adapter with the real llama.cpp: merged_16bit, and q8_0 + ollama where the
+    tiny model's tokenizer is one llama.cpp converts (a SentencePiece tokenizer.model)."""
+    from helpers.llama_cpp import cached_dir, problem
+    from helpers.tiny import tiny_model_path
+
+    out, _ = trained
+    gguf = (tiny_model_path() / "tokenizer.model").is_file() and problem(cached_dir()) is None
+    formats = ["merged_16bit", *(["q8_0", "ollama"] if gguf else [])]
+    return out / "export", gguf, course(*EXPORT, "--output-dir", str(out), "--formats", *formats)
+
+
+def test_export_end_to_end_merged_16bit(exported):
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    from helpers.tiny import count_parameters, tiny_model_path
+
+    folder, _, proc = exported
+    merged = folder / "merged_16bit"
+    assert count_parameters(merged) == count_parameters(tiny_model_path())  # every tensor, none half-written
+    assert all(str(t.dtype) == "torch.bfloat16" for t in load_file(str(merged / "model.safetensors")).values())
+    assert AutoConfig.from_pretrained(merged).model_type == "llama" and len(AutoTokenizer.from_pretrained(merged)) > 0
+    assert not [p for p in folder.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert str(merged) in proc.stdout and (folder / "course_config.yaml").is_file()
+
+
+def test_export_end_to_end_gguf_q8_0(exported):
+    from helpers.llama_cpp import cached_dir, gguf_answers, parse_modelfile, problem
+    from helpers.tiny import tiny_model_path
+
+    folder, gguf, proc = exported
+    if not (tiny_model_path() / "tokenizer.model").is_file():
+        pytest.skip("the tiny model's tokenizer has no tokenizer.model (the byte-level BPE one, which llama.cpp's "
+                    "converter rejects: 'BPE pre-tokenizer was not recognized'); its SentencePiece successor converts")
+    if not gguf:
+        pytest.skip(f"no usable llama.cpp in {cached_dir()} ({problem(cached_dir())}): python -m tools.llama_cpp_build")
+    files = {p.name: p for p in (folder / "gguf").rglob("*") if p.is_file()}
+    assert set(files) == {"model.Q8_0.gguf", "Modelfile"}, files
+    q8 = files["model.Q8_0.gguf"]
+    assert q8.read_bytes()[:4] == b"GGUF" and str(q8) in proc.stdout
+    answers = gguf_answers(q8, [{"instruction": "Is the number even or odd?", "input": "12"}], max_new_tokens=4)
+    assert len(answers) == 1 and isinstance(answers[0], str)  # llama.cpp loads the whole file and generates
+    assert (files["Modelfile"].parent / parse_modelfile(files["Modelfile"].read_text())["FROM"]).resolve() == q8

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +38,8 @@ commands:
   merge     write a merged 16-bit model and check its greedy output against the adapter (notebook 05)
   baseline  score the base model, without an adapter, on EVAL_DATA (notebook 06)
   export    write the adapter as merged weights, GGUF files and an Ollama Modelfile (notebook 08):
-            --formats merged_16bit q8_0 q4_k_m ollama (merged_4bit on a GPU)
+            --formats merged_16bit q8_0 q4_k_m ollama (merged_4bit on a GPU); --push-to-hub REPO
+            also uploads them (token: $HF_TOKEN, or the Colab/Kaggle secret HF_TOKEN)
 
 Settings: defaults < the YAML file given by --config < flags. See `course train --help` for every
 field, configs/*.yaml for examples and docs/commands.md for the notebook-to-command path.
@@ -47,6 +49,10 @@ Multi-GPU (data parallel): accelerate launch --multi_gpu --num_processes 2 -m to
 
 class MergeCheckError(RuntimeError):
     """The merged model's greedy output does not match the adapter's."""
+
+
+class PushError(RuntimeError):
+    """An upload to the Hugging Face Hub failed (the message never holds the token)."""
 
 
 # --- shared steps --------------------------------------------------------------------------------
@@ -375,6 +381,7 @@ def cmd_merge(cfg: CourseConfig) -> int:
 
 
 MERGED = {"merged_16bit": "merged_16bit", "merged_4bit": "merged_4bit_forced"}  # format -> Unsloth's save_method
+ALIASES = {"fast_quantized": "q8_0", "quantized": "q4_k_m"}  # Unsloth's GGUF aliases -> the file's method
 
 
 def check_export(cfg: CourseConfig) -> Path:
@@ -384,6 +391,13 @@ def check_export(cfg: CourseConfig) -> Path:
     if "ollama" in cfg.formats and not gguf:
         raise ConfigError(f"{cfg.source('formats')}: field 'formats' has 'ollama' but no GGUF method for its FROM "
                           f"line; add one, e.g. --formats q8_0 ollama")
+    if cfg.push_to_hub is not None:
+        from helpers.secrets import MissingTokenError, hf_token
+
+        try:
+            hf_token(required=True)
+        except MissingTokenError as err:
+            raise ConfigError(f"{cfg.source('push_to_hub')}: field 'push_to_hub' is set, but: {err}") from None
     return adapter
 
 
@@ -397,10 +411,21 @@ def cmd_export(cfg: CourseConfig) -> int:
     placement = placement_for(cfg)
     single_process(placement, "export")
     gguf = [f for f in cfg.formats if f not in MERGED and f != "ollama"]
+    # llama.cpp first: check_quantization imports unsloth.save, which makes Unsloth read UNSLOTH_LLAMA_CPP_PATH
+    # once and for all. A missing llama.cpp is reported after a typo in the methods, the quicker fix.
+    llama_cpp, missing = None, None
+    if gguf:
+        try:
+            llama_cpp = llama_cpp_dir() or "Unsloth fetches and builds its own"
+        except LlamaCppError as err:
+            missing = err
     try:
         check_quantization(gguf)
     except LlamaCppError as err:
-        raise ConfigError(f"{cfg.source('formats')}: field 'formats': {err}") from None
+        raise ConfigError(f"{cfg.source('formats')}: field 'formats': {err} (besides the GGUF methods: "
+                          f"{', '.join(MERGED)}, ollama)") from None
+    if missing is not None:
+        raise missing
     if "merged_4bit" in cfg.formats and placement.device != "cuda":
         raise ConfigError(f"{cfg.source('formats')}: field 'formats' has 'merged_4bit', which Unsloth writes from a "
                           f"GPU only (bitsandbytes); use merged_16bit or a GGUF method on this {placement.device}")
@@ -412,21 +437,49 @@ def cmd_export(cfg: CourseConfig) -> int:
             model.save_pretrained_merged(str(staging), tokenizer, save_method=MERGED[fmt])
         written.append(out / fmt)
     if gguf:
-        print(f"llama.cpp: {llama_cpp_dir() or 'Unsloth fetches and builds its own'}")
+        print(f"llama.cpp: {llama_cpp}")
         with export_errors(out / "gguf"), atomic_folder(out / "gguf") as staging:
             model.save_pretrained_gguf(str(staging / "model"), tokenizer, quantization_method=gguf)
+            shutil.rmtree(staging / "model" / "merged_16bit", ignore_errors=True)  # Unsloth's CPU staging, in fp32
+            files = gguf_files(staging)
+            absent = [m for m in gguf if m != "not_quantized" and ALIASES.get(m, m) not in files]
+            if absent or not files:
+                raise LlamaCppError(f"{out / 'gguf'}: the export wrote no GGUF file for {absent or gguf}; nothing was "
+                                    f"kept")
+            if "ollama" in cfg.formats:  # beside the first method's file, inside the staging folder: all or nothing
+                first = files.get(ALIASES.get(gguf[0], gguf[0]), next(iter(files.values())))
+                (first.parent / "Modelfile").write_text(alpaca_modelfile(
+                    first.name, ALPACA_PROMPT, stops=[tokenizer.eos_token, "### Instruction:"]))
         files = gguf_files(out / "gguf")
-        written += [files[m] for m in gguf if m in files]
-        if "ollama" in cfg.formats:
-            first = files[gguf[0]]
-            modelfile = first.parent / "Modelfile"
-            modelfile.write_text(alpaca_modelfile(first.name, ALPACA_PROMPT, stops=[tokenizer.eos_token, "### Instruction:"]))
-            written.append(modelfile)
+        written += list(files.values()) + [p for p in (out / "gguf").rglob("Modelfile")]
     save_config(cfg, out, notes=notes(cfg, placement, adapter=adapter))
+    if cfg.push_to_hub is not None:
+        push(model, tokenizer, cfg.push_to_hub, out / "gguf" if gguf else None)
     for path in written:
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         print(f"{size / 1e6:10.1f} MB  {path}")
     return 0
+
+
+def push(model, tokenizer, repo: str, gguf_dir: Path | None) -> None:
+    """Upload the merged 16-bit model (``push_to_hub_merged``, as notebook 08) and the GGUF folder's files."""
+    from huggingface_hub import HfApi
+
+    from helpers.secrets import hf_token
+
+    token = hf_token(required=True)
+    print(f"Uploading to https://huggingface.co/{repo} with the token from {token.source} ...")
+    try:
+        model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value)
+        if gguf_dir is not None:
+            HfApi(token=token.value).upload_folder(repo_id=repo, folder_path=str(gguf_dir), path_in_repo="gguf",
+                                                   allow_patterns=["*.gguf", "*Modelfile"])
+    except Exception as err:  # HTTP errors, offline mode, a bad repository name: one line, the token masked
+        last = (str(err).strip().splitlines() or [""])[-1].replace(token.value, token.masked())
+        offline = " HF_HUB_OFFLINE=1 is set: unset it to upload." if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise PushError(f"uploading to {repo} failed ({type(err).__name__}: {last}); check that the repository name "
+                        f"is 'your-name/name' and that the token may write.{offline}") from None
+    print(f"Uploaded to https://huggingface.co/{repo}")
 
 
 def end_process_group() -> None:
@@ -529,10 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MergeCheckError as err:
         print(f"course {command}: merge check failed: {err}", file=sys.stderr)
         return 1
-    except RuntimeError as err:  # an export that failed (no llama.cpp, a failed conversion, a full disk)
-        if type(err).__name__ != "LlamaCppError":
+    except RuntimeError as err:  # an export that failed (no llama.cpp, a failed conversion, a full disk, an upload)
+        if type(err).__name__ not in ("LlamaCppError", "PushError"):
             raise
-        print(f"course {command}: error: {err}", file=sys.stderr)
+        cause = "\n".join(str(err.__cause__).strip().splitlines()[-20:]) if err.__cause__ else ""
+        print((f"{cause}\n" if cause else "") + f"course {command}: error: {err}", file=sys.stderr)
         return 1
 
 

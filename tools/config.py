@@ -137,6 +137,9 @@ class CourseConfig:
     """merge: a token counts as the same greedy choice within this many logit std-devs of the top."""
     formats: list[str] = field(default_factory=lambda: ["merged_16bit", "q8_0", "ollama"])
     """export: what to write: merged_16bit, merged_4bit, GGUF quantizations (q8_0, q4_k_m, f16, ...), ollama."""
+    push_to_hub: str | None = None
+    """export: also upload to this Hub repository ('your-name/name'): the merged 16-bit model and the GGUF files;
+    the token comes from $HF_TOKEN or the Colab/Kaggle secret HF_TOKEN, never from a flag or this file."""
 
     def source(self, name: str) -> str:
         """Where the value of field ``name`` came from: 'the defaults', the YAML file, or 'the command line'."""
