@@ -53,6 +53,7 @@ NOISE = {
     r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|Debugger warning":
         "debugpy on Python 3.11+ with frozen modules",
     r"KeyboardInterrupt caught in kernel": "ipykernel interrupted while it shuts down",
+    r"Parent appears to have exited": "a kernel left running after its notebook: nbclient shuts each one down",
     r"\d+%\|[^|\n]*\|\s*\d+/\d+": "a text progress bar (tqdm writing to stderr)",
 }
 NOISE_RE = re.compile("|".join(f"(?:{p})" for p in NOISE))
