@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup course test colab-sim bench docs docs-serve docs-screenshots
+.PHONY: setup course test colab-sim bench docs docs-notebooks docs-serve docs-screenshots
 
 # llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
@@ -46,10 +46,16 @@ colab-sim: setup
 bench: setup
 	$(PY) -m tools.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32
 
-docs: setup
+# The site shows every notebook with its outputs: tools.docs_notebooks executes them all (tiny model, CPU)
+# into build/site-notebooks, and mkdocs renders those copies (docs/hooks/notebooks.py). A notebook that fails
+# stops the build here. Preview the prose without executing: COURSE_DOCS_NOTEBOOKS=none mkdocs serve
+docs-notebooks: setup
+	$(PY) -m tools.docs_notebooks --out build/site-notebooks
+
+docs: docs-notebooks
 	$(PY) -m mkdocs build --strict
 
-docs-serve: setup
+docs-serve: docs-notebooks
 	$(PY) -m mkdocs serve -a 127.0.0.1:8000
 
 docs-screenshots: setup

@@ -3,10 +3,15 @@
 The site is built once per run into a temporary folder (never into site/). Reachable means: a link in
 the navigation that Material renders on every page, read from the built home page. Needs the docs
 tooling: ``pip install -r requirements/docs.txt``.
+
+The notebook pages are rendered from executed copies (docs/hooks/notebooks.py). Executing the whole course
+takes minutes, so the build here reads stand-ins: each notebook with one known output added and the digest
+that tools.docs_notebooks records. Executing for real, and the outputs' noise: tests/test_docs_notebooks.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import importlib.util
 import json
@@ -59,18 +64,39 @@ class NavLinks(HTMLParser):
             self.links.append("" if href == "." else href)
 
 
-def build(site_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+def build(site_dir: Path, executed: Path | str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "COURSE_DOCS_NOTEBOOKS": str(executed)}
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def marker(notebook: Path) -> str:
+    return f"stand-in output of {notebook.stem}"
+
+
+def write_executed(folder: Path, notebook: Path, outputs: list[dict] | None = None, digest: str | None = None) -> Path:
+    """A stand-in for tools.docs_notebooks' copy of ``notebook``: its first code cell gets ``outputs``."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    first["outputs"] = outputs if outputs is not None else [
+        {"output_type": "stream", "name": "stdout", "text": [marker(notebook) + "\n"]}]
+    first["execution_count"] = 1
+    nb["metadata"]["course_docs"] = {"source_sha256": digest or hashlib.sha256(notebook.read_bytes()).hexdigest()}
+    target = folder / ("" if folder.name == "failed" else "notebooks") / notebook.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(nb), encoding="utf-8")
+    return target
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocs_jupyter") is None:
         pytest.fail("the docs tooling is not installed: pip install -r requirements/docs.txt")
+    executed = tmp_path_factory.mktemp("executed")
+    for notebook in NOTEBOOKS:
+        write_executed(executed, notebook)
     site_dir = tmp_path_factory.mktemp("site")
-    result = build(site_dir)
+    result = build(site_dir, executed)
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
     return site_dir
 
@@ -103,8 +129,11 @@ def test_every_notebook_is_a_rendered_page(site, notebook):
     first_word = re.findall(r"[A-Za-z_]{4,}", code)[0]
     assert first_word in text, f"{notebook.name}: its code is not on the page"
     outputs = re.findall(r'class="[^"]*\bjp-OutputArea-output\b', text)  # an element, not the stylesheet
-    assert not outputs, f"{notebook.name} was executed at build time ({len(outputs)} output areas)"
-    assert (page.parent / notebook.name).exists(), f"{notebook.name}: the download copy is missing"
+    assert len(outputs) == 1, f"{notebook.name}: {len(outputs)} output areas, not the executed copy's one"
+    assert marker(notebook) in text, f"{notebook.name}: the page is not rendered from its executed copy"
+    download = page.parent / notebook.name
+    assert download.exists(), f"{notebook.name}: the download copy is missing"
+    assert download.read_bytes() == notebook.read_bytes(), f"{notebook.name}: the download is not the repository's file"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -187,6 +216,47 @@ def test_hook_adds_missing_notebooks_to_the_navigation_in_order():
     bare = [{"Home": "index.md"}]
     hook.on_config(SimpleNamespace(nav=bare))
     assert bare[-1] == {"Notebooks": [f"notebooks/{p.name}" for p in NOTEBOOKS]}
+
+
+def test_hook_refuses_a_copy_that_is_missing_failed_stale_or_shows_a_traceback(tmp_path):
+    pytest.importorskip("mkdocs")
+    from mkdocs.exceptions import PluginError
+
+    hook, notebook = _load_hook(), NOTEBOOKS[0]
+    with pytest.raises(PluginError, match="has not been executed"):
+        hook.executed_copy(notebook, tmp_path)
+    write_executed(tmp_path / "failed", notebook)
+    with pytest.raises(PluginError, match="failed to execute"):
+        hook.executed_copy(notebook, tmp_path)
+    write_executed(tmp_path, notebook, digest="0" * 64)
+    with pytest.raises(PluginError, match="stale outputs"):
+        hook.executed_copy(notebook, tmp_path)
+    error = {"output_type": "error", "ename": "RuntimeError", "evalue": "boom", "traceback": ["RuntimeError: boom"]}
+    write_executed(tmp_path, notebook, outputs=[error])
+    with pytest.raises(PluginError, match="traceback"):
+        hook.executed_copy(notebook, tmp_path)
+    write_executed(tmp_path, notebook)
+    assert hook.executed_copy(notebook, tmp_path) == tmp_path / "notebooks" / notebook.name
+
+
+def test_hook_reads_the_folder_from_the_environment(monkeypatch, tmp_path):
+    pytest.importorskip("mkdocs")
+    hook = _load_hook()
+    monkeypatch.delenv("COURSE_DOCS_NOTEBOOKS", raising=False)
+    assert hook.executed_dir() == ROOT / "build" / "site-notebooks"
+    monkeypatch.setenv("COURSE_DOCS_NOTEBOOKS", str(tmp_path))
+    assert hook.executed_dir() == tmp_path.resolve()
+    monkeypatch.setenv("COURSE_DOCS_NOTEBOOKS", "none")
+    assert hook.executed_dir() is None
+
+
+def test_strict_build_fails_without_the_executed_notebooks(tmp_path):
+    result = build(tmp_path / "site", tmp_path / "never-executed")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    missing = [p.name for p in NOTEBOOKS if f"no executed copy of {p.name}" not in log]
+    assert not missing, f"the build did not name these missing copies: {missing}\n{log}"
+    assert not (tmp_path / "site" / "notebooks").exists()
 
 
 def test_screenshots_of_the_home_page_and_a_notebook_page(site, tmp_path):

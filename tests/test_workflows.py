@@ -186,6 +186,8 @@ def test_docs_builds_everywhere_and_deploys_only_from_main():
     workflow = load(WORKFLOWS / "docs.yml")
     build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
     assert "make docs" in [s.get("run", "") for s in build["steps"]]
+    caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"] if s.get("uses", "").startswith("actions/cache@")}
+    assert "helpers/tiny.py" in caches["~/.cache/unsloth-course"], "make docs executes the notebooks on the tiny model"
     assert "permissions" not in build  # read-only, from the top level
     assert deploy["needs"] == "build"
     assert deploy["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
