@@ -163,10 +163,10 @@ def carry_sentencepiece_model(tokenizer, source: str | Path):
     tokenizer.model llama.cpp's converter reads tokenizer.json and llama.cpp then splits text differently.
     """
     model_file = Path(source) / "tokenizer.model"
-    save = tokenizer.save_pretrained
+    save = type(tokenizer).save_pretrained  # the class's: Unsloth's GPU export wraps the instance's and calls it back
 
     def save_pretrained(save_directory, *args, **kwargs):
-        written = save(save_directory, *args, **kwargs)
+        written = save(tokenizer, save_directory, *args, **kwargs)
         if model_file.is_file() and (Path(save_directory) / "tokenizer.model").resolve() != model_file.resolve():
             shutil.copy2(model_file, Path(save_directory) / "tokenizer.model")
         return written

@@ -406,6 +406,7 @@ def cmd_export(cfg: CourseConfig) -> int:
     from helpers.data import ALPACA_PROMPT
     from helpers.llama_cpp import LlamaCppError, alpaca_modelfile, check_quantization, export_errors, gguf_files, llama_cpp_dir
     from helpers.save import atomic_folder
+    from helpers.tiny import carry_sentencepiece_model
 
     adapter = check_export(cfg)
     placement = placement_for(cfg)
@@ -431,6 +432,8 @@ def cmd_export(cfg: CourseConfig) -> int:
                           f"GPU only (bitsandbytes); use merged_16bit or a GGUF method on this {placement.device}")
     out = Path(cfg.output_dir) / "export"
     model, tokenizer = load_for_inference(str(adapter), cfg, placement)
+    base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+    carry_sentencepiece_model(tokenizer, base)  # the tiny model's tokenizer.model (a no-op for a hub model)
     written = []
     for fmt in (f for f in cfg.formats if f in MERGED):
         with export_errors(out / fmt), atomic_folder(out / fmt) as staging:

@@ -24,9 +24,12 @@ get $pins
 # which the host has), and the kernel that runs the notebooks.
 get "$(colab protobuf)" "$(colab ipykernel)" "$(colab ipython)" "$(colab jupyter_client)" "$(colab traitlets)" \
     "$(colab tornado)" "$(colab pyzmq)" "$(colab backcall)" "$(colab pickleshare)" "$(colab decorator)" \
-    "$(colab matplotlib-inline)" "$(colab debugpy)" "$(colab entrypoints)"
+    "$(colab matplotlib-inline)" "$(colab debugpy)" "$(colab entrypoints)" "$(colab parso)" "$(colab prompt_toolkit)" \
+    "$(colab pexpect)" "$(colab ptyprocess)" "$(colab Pygments)" "$(colab wcwidth)" "$(colab psutil)" "$(colab setuptools)"
 # What the pins need and the host lacks (unsloth's and datasets' runtime dependencies), and nbval.
-get shtab diffusers dill==0.4.1 multiprocess==0.70.19 xxhash nbval==0.11.0 pydantic pydantic-core annotated-types \
+get shtab diffusers dill==0.4.1 multiprocess==0.70.19 xxhash nbval==0.11.0 nbformat fastjsonschema jsonschema \
+    jsonschema-specifications referencing rpds-py attrs coverage "$(colab jupyter_core)" "$(colab platformdirs)" \
+    pydantic pydantic-core annotated-types \
     typing-inspection
 cd "$dest/wheels"
 for w in bitsandbytes-*.whl; do  # one library per CUDA release: keep CUDA 13.0's and the CPU one

@@ -4,9 +4,9 @@
 # GPU 0: the benchmark sweep; then data-parallel training on 1 and 2 GPUs with the course command.
 set -uo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_CACHE=/tmp/cache
-[ -d /tmp/site ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+[ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
 export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH UNSLOTH_LLAMA_CPP_PATH=/tmp/llama.cpp
-m8b=/tmp/m8b
+export m8b=/tmp/m8b
 SECONDS=0
 [ -f $m8b/config.json ] || CUDA_VISIBLE_DEVICES=0 python3 -c "
 from pathlib import Path; from tools.bench import BenchConfig, build_random_model
@@ -14,10 +14,10 @@ build_random_model(BenchConfig(size='8b', model_dir=Path('$m8b')))" > "$OUT/buil
 echo "8B model ready after $SECONDS s" >> "$OUT/build.log"
 bench() { python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 8 --warmup-steps 2 --new-tokens 128 "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0
-  PYTHONPATH=$PWD/tools/t4_envelope:/tmp/site timeout 200 python3 tools/gpu/t4_8b.py --model-dir $m8b --steps 10 --out "$OUT/t4-8b.json" > "$OUT/t4-8b.log" 2>&1
-  PYTHONPATH=$PWD/tools/t4_envelope:/tmp/site timeout 160 python3 tools/gpu/t4_8b.py --model-dir $m8b --steps 6 --packed --out "$OUT/t4-8b-packed.json" >> "$OUT/t4-8b.log" 2>&1
-  timeout 200 bash -c "$(declare -f bench); bench --configs 2x4:unsloth --out /tmp/bench-a" > "$OUT/bench-a.log" 2>&1 ) &
+  PYTHONPATH=$PWD/tools/t4_envelope:$PWD:/tmp/site timeout 170 python3 tools/gpu/t4_8b.py --model-dir $m8b --steps 10 --out "$OUT/t4-8b.json" > "$OUT/t4-8b.log" 2>&1
+  PYTHONPATH=$PWD/tools/t4_envelope:$PWD:/tmp/site timeout 130 python3 tools/gpu/t4_8b.py --model-dir $m8b --steps 6 --packed --out "$OUT/t4-8b-packed.json" >> "$OUT/t4-8b.log" 2>&1
+  timeout 170 bash -c "$(declare -f bench); bench --configs 2x4:unsloth --out /tmp/bench-a" > "$OUT/bench-a.log" 2>&1 ) &
 ( export CUDA_VISIBLE_DEVICES=1
-  timeout 540 bash -c "$(declare -f bench); bench --configs 8x1:unsloth 4x2:true --out /tmp/bench-b" > "$OUT/bench-b.log" 2>&1 ) &
+  timeout 470 bash -c "$(declare -f bench); bench --configs 8x1:unsloth 4x2:true --out /tmp/bench-b" > "$OUT/bench-b.log" 2>&1 ) &
 wait
 for f in "$OUT"/*.log; do echo "== $f"; tail -6 "$f"; done

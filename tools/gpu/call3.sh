@@ -4,9 +4,9 @@
 # text packed into 2,048-token rows). tokens/s, memory per GPU, one adapter saved and reloaded.
 set -uo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_CACHE=/tmp/cache
-[ -d /tmp/site ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+[ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
 export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
-m8b=/tmp/m8b
+export m8b=/tmp/m8b
 [ -f $m8b/config.json ] || CUDA_VISIBLE_DEVICES=0 python3 -c "
 from pathlib import Path; from tools.bench import BenchConfig, build_random_model
 build_random_model(BenchConfig(size='8b', model_dir=Path('$m8b')))" > "$OUT/build.log" 2>&1

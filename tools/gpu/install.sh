@@ -5,6 +5,7 @@
 set -euo pipefail
 bundle=${1:-.whl}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$bundle"/wheels/*.whl
+ls -l "$bundle"/wheels | md5sum > /tmp/site/.bundle  # the call scripts reinstall when the bundle changes
 mkdir -p /tmp/llama.cpp/src /tmp/llama.cpp/ggml /tmp/llama.cpp/common
 tar -C /tmp/llama.cpp -xzf "$bundle/llama.cpp.tgz"
 if [ -d "$bundle/cache" ]; then mkdir -p /tmp/cache && cp -r "$bundle/cache/." /tmp/cache/; fi  # the tiny model, prebuilt
