@@ -39,16 +39,12 @@ def _described(value: Any) -> str:
     return f"{_JSON_TYPES.get(type(value), type(value).__name__)} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def _plural(word: str, items: list) -> str:
-    return word + ("s" if len(items) > 1 else "")
-
-
 def _unknown_message(unknown: list[str], allowed: list[str]) -> str:
     parts = []
     for key in unknown:
         guess = difflib.get_close_matches(key.strip().lower(), allowed, n=1, cutoff=0.6)
         parts.append(f"'{key}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""))
-    return f"{_plural('unknown field', unknown)} {', '.join(parts)}; allowed: {allowed}"
+    return f"unknown field{'s' * (len(unknown) > 1)} {', '.join(parts)}; allowed: {allowed}"
 
 
 def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> dict[str, str]:
@@ -62,7 +58,7 @@ def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> 
         raise DataError(f"{where}: {_unknown_message(unknown, allowed)}")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-        raise DataError(f"{where}: missing required {_plural('field', missing)} {', '.join(map(repr, missing))}")
+        raise DataError(f"{where}: missing required field{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
     for key in (k for k in (*REQUIRED, *OPTIONAL, *extra) if k in record):
         value = record[key]
         if not isinstance(value, str):

@@ -62,13 +62,6 @@ def explain_load_errors(model_name: str):
         raise ModelLoadError(explain_model_name(model_name, err)) from None
 
 
-def require_examples(dataset: Any, name: str = "the training dataset") -> None:
-    """Raise EmptyDatasetError when ``dataset`` has no rows (say, after filtering)."""
-    if dataset is None or len(dataset) == 0:
-        raise EmptyDatasetError(f"{name} has no examples, so there is nothing to train on. Check the data file "
-                                f"(helpers.data.load_alpaca reports bad records) and any filter applied to it.")
-
-
 @dataclass
 class LengthReport:
     """How many examples are longer than ``max_seq_length`` tokens."""
@@ -90,8 +83,11 @@ class LengthReport:
 
 def check_lengths(dataset: Any, tokenizer: Any, max_seq_length: int, text_field: str = "text",
                   quiet: bool = False) -> LengthReport:
-    """Count examples whose ``text_field`` is longer than ``max_seq_length`` tokens; print the report."""
-    require_examples(dataset)
+    """Count examples whose ``text_field`` is longer than ``max_seq_length`` tokens; print the report.
+    No examples at all (say, after a filter) raises EmptyDatasetError."""
+    if dataset is None or len(dataset) == 0:
+        raise EmptyDatasetError("the training dataset has no examples, so there is nothing to train on. Check the "
+                                "data file (helpers.data.load_alpaca reports bad records) and any filter applied to it.")
     lengths = [len(ids) for ids in tokenizer(list(dataset[text_field]))["input_ids"]]
     report = LengthReport(len(lengths), sum(n > max_seq_length for n in lengths), max(lengths), max_seq_length)
     if not quiet:

@@ -84,16 +84,3 @@ def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = Tru
         checked = check_adapter(model, tmp, quiet=True) if check else None
     print(f"Saved the adapter to {path}" + (f" ({checked} tensors reloaded and checked)." if check else "."))
     return Path(path)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write a small text file (say, trainer_state.json) via a temp file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -112,12 +112,6 @@ class Report:
         """Up to ``limit`` wrong answers (of one family if given), to look at."""
         return [i for i in self.items if not i.exact_match and family in (None, i.family)][:limit]
 
-    def to_dict(self) -> dict:
-        """Overall and per-family summaries as plain data for JSON (None where a metric does not apply)."""
-        def plain(summary):
-            return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
-        return {"overall": plain(self.overall), "families": {f: plain(s) for f, s in self.by_family().items()}}
-
 
 def score(records: Sequence[Mapping[str, str]], answers: Sequence[str]) -> Report:
     """Check each answer against its record's ``output``; records without ``family`` count as 'all'."""

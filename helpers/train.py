@@ -1,7 +1,6 @@
 """Train the course's LoRA adapter in one call: notebook 04's steps with ``helpers.recipe``'s numbers, for the
 ``course train`` command and for notebooks 05 to 08 run alone."""
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ from helpers.data import format_alpaca, load_alpaca
 from helpers.errors import check_lengths, explain_load_errors, oom_advice
 from helpers.paths import TRAIN_FILE, adapter_dir
 from helpers.recipe import Recipe
-from helpers.save import save_adapter, write_text_atomic
+from helpers.save import save_adapter
 
 
 def is_main_process() -> bool:
@@ -107,8 +106,9 @@ def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | No
               + (f"Run again to resume from {last.name}." if last else "No checkpoint yet: a new run starts over."))
         raise
     if trainer.args.should_save:  # the main process
-        state = json.dumps(dataclasses.asdict(trainer.state), indent=2, sort_keys=True) + "\n"
-        write_text_atomic(out.parent / "trainer_state.json", state)  # the loss history, read by the course runner
         save_adapter(model, tokenizer, out)
+        state = out.parent / ".trainer_state.json.tmp"  # the loss history, read by the course runner
+        trainer.state.save_to_json(str(state))
+        os.replace(state, out.parent / "trainer_state.json")
     trainer.accelerator.wait_for_everyone()
     return out

@@ -30,10 +30,7 @@ PURPOSE = {
     "cut_cross_entropy": "loss without materialising the full logits matrix",
     "torchao": "quantisation helpers used by unsloth_zoo",
     "datasets": "loading and mapping the Alpaca data",
-    "sentencepiece": "tokenizers of Llama-2 style models",
-    "protobuf": "reads sentencepiece model files",
     "huggingface_hub": "downloads and uploads models",
-    "hf_transfer": "faster hub downloads",
     "tokenizers": "fast (Rust) tokenizers",
 }
 
@@ -75,9 +72,7 @@ def installed_version(name: str) -> str | None:
 def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
     """Every pinned package plus torch, triton and xformers (the runtime's own), with version and purpose."""
     pins = read_pins(path)
-    normal = lambda name: re.sub(r"[-_.]+", "_", name).lower()  # noqa: E731
-    purposes = {normal(k): v for k, v in PURPOSE.items()}
-    return [PackageRow(n, pins.get(n), installed_version(n), purposes.get(normal(n), ""))
+    return [PackageRow(n, pins.get(n), installed_version(n), PURPOSE.get(n, ""))
             for n in dict.fromkeys(["torch", "triton", *pins, "xformers"])]
 
 

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import shutil
@@ -181,6 +182,14 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+def report_data(report) -> dict[str, Any]:
+    """A helpers.scoring Report's overall and per-family summaries as plain data for JSON (None where a metric
+    does not apply)."""
+    def plain(summary: dict[str, float]) -> dict[str, float | None]:
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
+    return {"overall": plain(report.overall), "families": {f: plain(s) for f, s in report.by_family().items()}}
+
+
 def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: CourseConfig, folder: Path, title: str):
     """Greedy answers and a Report, with the helpers of notebook 06; print the table, save report and answers."""
     from helpers.scoring import answer_token_budget, generate_answers, score
@@ -191,7 +200,7 @@ def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: Cours
     report = score(records, answers)
     write_jsonl(folder / "answers.jsonl", [{**r, "answer": a, "exact_match": i.exact_match}
                                           for r, a, i in zip(records, answers, report.items)])
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(report_data(report), indent=2) + "\n", encoding="utf-8")
     print(f"\n{title}: {len(records)} records, greedy, up to {budget} new tokens")
     print(report.table().to_string(float_format=lambda x: f"{x:.3f}"))
     print(f"Saved {folder / 'report.json'} and {folder / 'answers.jsonl'}")
@@ -314,7 +323,7 @@ def cmd_baseline(cfg: CourseConfig) -> int:
         from helpers.scoring import compare
 
         floor_path = folder / "commonest_answer.json"
-        floor_path.write_text(json.dumps(floor.to_dict(), indent=2) + "\n", encoding="utf-8")
+        floor_path.write_text(json.dumps(report_data(floor), indent=2) + "\n", encoding="utf-8")
         print("\nExact match beside the floor of giving, for each instruction, its commonest training answer:")
         print(compare({"base": report, "commonest answer": floor}).to_string(float_format=lambda x: f"{x:.3f}"))
     return 0
