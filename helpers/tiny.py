@@ -26,7 +26,7 @@ from pathlib import Path
 
 from helpers.paths import DATA_DIR, cache_dir
 
-VERSION = 2  # bump when the recipe below changes, so caches rebuild
+VERSION = 3  # bump when the recipe below changes, so caches rebuild
 VOCAB_SIZE = 1024
 CONFIG = dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4,
               num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.02,
@@ -55,8 +55,10 @@ def _fingerprint(data_dir: Path, steps: int) -> str:
 def build_tokenizer(texts: list[str], out_dir: Path):
     """Train a SentencePiece BPE model on ``texts`` into ``out_dir/tokenizer.model``; return its LlamaTokenizer.
 
-    Digits are single tokens, unknown characters fall back to bytes, the text is not normalised and no
-    space is prepended (llama.cpp would add it after every special token, transformers only once). The
+    Digits and newlines are single tokens (so "### Response:\n" ends on the same token in a prompt as in
+    training; merged with what follows, a prompt would end mid-token), unknown characters fall back to bytes,
+    the text is not normalised and no space is prepended (llama.cpp would add it after every special token,
+    transformers only once). The
     special and chat tokens are control pieces of the model itself, so llama.cpp's converter types them
     CONTROL and the vocabulary is exactly VOCAB_SIZE.
     """
@@ -70,7 +72,7 @@ def build_tokenizer(texts: list[str], out_dir: Path):
         normalization_rule_name="identity",
         remove_extra_whitespaces=False, add_dummy_prefix=False, unk_id=0, bos_id=1, eos_id=2, pad_id=3,
         unk_piece=SPECIAL["unk_token"], bos_piece=SPECIAL["bos_token"], eos_piece=SPECIAL["eos_token"],
-        pad_piece=SPECIAL["pad_token"], control_symbols=CHAT_TOKENS, max_sentence_length=1 << 16,
+        pad_piece=SPECIAL["pad_token"], control_symbols=CHAT_TOKENS, user_defined_symbols=["\n"], max_sentence_length=1 << 16,
         num_threads=1, shuffle_input_sentence=False, minloglevel=2)  # one thread, no shuffle: same model every run
     (out_dir / "tokenizer.model").write_bytes(model.getvalue())
     tokenizer = LlamaTokenizer.from_pretrained(str(out_dir), add_prefix_space=False, legacy=False,
