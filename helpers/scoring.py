@@ -108,6 +108,12 @@ class Report:
         frame.index.name = "family"
         return frame
 
+    def to_dict(self) -> dict:
+        """Overall and per-family summaries as plain data for JSON (None where a metric does not apply)."""
+        def plain(summary: dict[str, float]) -> dict[str, float | None]:
+            return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
+        return {"overall": plain(self.overall), "families": {f: plain(v) for f, v in self.by_family().items()}}
+
     def failures(self, family: str | None = None, limit: int = 5) -> list[ItemResult]:
         """Up to ``limit`` wrong answers (of one family if given), to look at."""
         return [i for i in self.items if not i.exact_match and family in (None, i.family)][:limit]

@@ -183,11 +183,8 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def report_data(report) -> dict[str, Any]:
-    """A helpers.scoring Report's overall and per-family summaries as plain data for JSON (None where a metric
-    does not apply)."""
-    def plain(summary: dict[str, float]) -> dict[str, float | None]:
-        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
-    return {"overall": plain(report.overall), "families": {f: plain(s) for f, s in report.by_family().items()}}
+    """A helpers.scoring Report as plain data for JSON (notebook 06 saves it the same way)."""
+    return report.to_dict()
 
 
 def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: CourseConfig, folder: Path, title: str):
