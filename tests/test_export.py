@@ -18,7 +18,7 @@ from export_fakes import fake_llama_cpp
 from helpers.data import ALPACA_PROMPT, prompt_for
 from helpers.llama_cpp import (LlamaCppError, alpaca_modelfile, check_quantization, export_errors, gguf_files,
                                llama_cpp_dir, parse_modelfile, render_template)
-from helpers.save import atomic_folder, write_text_atomic
+from helpers.save import atomic_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 STOPS = ["<|end_of_text|>", "### Instruction:"]
@@ -142,33 +142,6 @@ def test_export_errors_say_the_disk_is_full(tmp_path, error):
     message = str(caught.value)
     assert str(target) in message and "disk filled up" in message and "nothing was kept" in message
     assert leftovers(tmp_path) == []
-
-
-def test_write_text_atomic_on_a_full_disk_leaves_no_file(tmp_path, monkeypatch):
-    path = tmp_path / "Modelfile"
-    write_text_atomic(path, "FROM ./old.gguf\n")
-    real_fdopen = os.fdopen
-
-    class HalfThenFull:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, text):
-            self.f.write(text[: len(text) // 2])
-            self.f.flush()
-            raise OSError(errno.ENOSPC, "No space left on device", self.f.name)
-
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: HalfThenFull(real_fdopen(fd, mode, *a, **k)))
-    with pytest.raises(OSError) as caught:
-        write_text_atomic(path, "FROM ./new.gguf\n" * 100)
-    assert caught.value.errno == errno.ENOSPC
-    assert leftovers(tmp_path) == ["Modelfile"] and path.read_text() == "FROM ./old.gguf\n"
 
 
 def test_gguf_files_by_method(tmp_path):
