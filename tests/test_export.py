@@ -47,7 +47,10 @@ def test_unknown_quantization_names_the_method_and_the_accepted_ones():
 @pytest.fixture
 def no_llama_cpp(tmp_path, monkeypatch):
     """No UNSLOTH_LLAMA_CPP_PATH, no ~/.unsloth/llama.cpp, an empty course cache; not on Colab."""
-    monkeypatch.delenv("UNSLOTH_LLAMA_CPP_PATH", raising=False)
+    # setenv first, so pytest restores the variable's absence afterwards: llama_cpp_dir() sets it, and a leaked
+    # value would send every later notebook kernel of the session to this test's fake llama.cpp
+    monkeypatch.setenv("UNSLOTH_LLAMA_CPP_PATH", "")
+    monkeypatch.delenv("UNSLOTH_LLAMA_CPP_PATH")
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     monkeypatch.setattr("helpers.llama_cpp.UNSLOTH_DEFAULT", tmp_path / "home" / ".unsloth" / "llama.cpp")
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
