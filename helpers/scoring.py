@@ -10,6 +10,7 @@
 import contextlib
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,7 +180,8 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
         tokenizer.pad_token = tokenizer.eos_token
     try:
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+        off = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")  # tqdm's switch; the site sets it
+        for batch in tqdm(batches, desc="generating", unit="batch", disable=off):
             inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                                add_special_tokens=add_bos).to(model.device)
             with torch.no_grad(), max_new_tokens_only(model):

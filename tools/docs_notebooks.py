@@ -41,7 +41,8 @@ META = "course_docs"  # the executed copy's notebook metadata key: source digest
 # Environment for the kernel that silences progress bars at their source: the Hub's, transformers' (its
 # "Loading weights" bar follows the Hub's setting) and datasets' (map, filter; TRL's dataset preparation).
 # The trainer's own progress (an HTML table of the loss at each step) is content and stays.
-PROGRESS_BARS_OFF = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+PROGRESS_BARS_OFF = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                     "TQDM_DISABLE": "1"}  # tqdm reads TQDM_* as defaults: helpers.scoring's "generating" bar
 
 # Lines that must never reach a page: each was seen in an executed notebook or a kernel's log, and each is
 # removed where it starts (see docs/notebooks/index.md, "What the outputs leave out"). A match fails the run.
