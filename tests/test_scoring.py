@@ -124,14 +124,12 @@ def test_report_table(report):
     assert table.loc["convert_units", "exact_match"] == 0.5
 
 
-def test_failures_and_report_data(report):
+def test_failures_and_to_dict(report):
     wrong = report.failures()
     assert [(w.family, w.answer) for w in wrong] == [("extract_json", '{"name": "Ben", "age": 31}'),
                                                       ("convert_units", "700 m")]
     assert report.failures("parity") == []
-    from tools.cli import report_data
-
-    data = report_data(report)
+    data = report.to_dict()
     assert data["overall"]["exact_match"] == pytest.approx(0.6)
     assert data["families"]["parity"]["json_valid"] is None
     import json

@@ -182,11 +182,6 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def report_data(report) -> dict[str, Any]:
-    """A helpers.scoring Report as plain data for JSON (notebook 06 saves it the same way)."""
-    return report.to_dict()
-
-
 def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: CourseConfig, folder: Path, title: str):
     """Greedy answers and a Report, with the helpers of notebook 06; print the table, save report and answers."""
     from helpers.scoring import answer_token_budget, generate_answers, score
@@ -197,7 +192,7 @@ def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: Cours
     report = score(records, answers)
     write_jsonl(folder / "answers.jsonl", [{**r, "answer": a, "exact_match": i.exact_match}
                                           for r, a, i in zip(records, answers, report.items)])
-    (folder / "report.json").write_text(json.dumps(report_data(report), indent=2) + "\n", encoding="utf-8")
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     print(f"\n{title}: {len(records)} records, greedy, up to {budget} new tokens")
     print(report.table().to_string(float_format=lambda x: f"{x:.3f}"))
     print(f"Saved {folder / 'report.json'} and {folder / 'answers.jsonl'}")
@@ -320,7 +315,7 @@ def cmd_baseline(cfg: CourseConfig) -> int:
         from helpers.scoring import compare
 
         floor_path = folder / "commonest_answer.json"
-        floor_path.write_text(json.dumps(report_data(floor), indent=2) + "\n", encoding="utf-8")
+        floor_path.write_text(json.dumps(floor.to_dict(), indent=2) + "\n", encoding="utf-8")
         print("\nExact match beside the floor of giving, for each instruction, its commonest training answer:")
         print(compare({"base": report, "commonest answer": floor}).to_string(float_format=lambda x: f"{x:.3f}"))
     return 0

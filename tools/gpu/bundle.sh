@@ -49,6 +49,6 @@ get diskcache==5.6.3
 llama=${COURSE_CACHE:-$HOME/.cache/unsloth-course}/llama.cpp-0.3.36
 tar -C "$llama" -czf "$dest/llama.cpp.tgz" llama-quantize convert_hf_to_gguf.py convert_lora_to_gguf.py conversion gguf-py
 # the tiny model as this machine built it (pretraining on one CPU thread takes minutes; GPU time is scarce)
-tiny=$(python3 -c "import sys; sys.path.insert(0, '.'); from helpers.tiny import cache_dir, _fingerprint; from helpers.paths import DATA_DIR; from helpers.tiny import PRETRAIN; print(cache_dir() / f'tiny-llama-{_fingerprint(DATA_DIR, PRETRAIN[\"steps\"])}')" 2>/dev/null || true)
+tiny=$(python3 -c "import sys; sys.path.insert(0, '.'); from helpers.tiny import tiny_model_path; print(tiny_model_path())" 2>/dev/null || true)
 [ -n "$tiny" ] && [ -f "$tiny/config.json" ] && mkdir -p "$dest/cache" && cp -r "$tiny" "$dest/cache/"
 du -sh "$dest"

@@ -12,8 +12,10 @@ nb() { python3 -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider -p 
   SECONDS=0; timeout 380 bash -c "$(declare -f nb); nb ${NOTEBOOKS:-notebooks/0*.ipynb} --junitxml=$OUT/nbval.xml --nbval-save-dir $OUT/executed-gpu" > "$OUT/nbval.log" 2>&1
   echo "exit $? after $SECONDS s" >> "$OUT/nbval.log" ) &
 ( export CUDA_VISIBLE_DEVICES=1 COURSE_OUTPUT=/tmp/out1
-  [ -n "${SKIP_PACKING:-}" ] || SECONDS=0; [ -n "${SKIP_PACKING:-}" ] || timeout 150 python3 -m tools.packing_study --model tiny --out /tmp/packing > "$OUT/packing.log" 2>&1
-  echo "exit $? after $SECONDS s" >> "$OUT/packing.log"
+  if [ -z "${SKIP_PACKING:-}" ]; then
+    SECONDS=0; timeout 150 python3 -m tools.packing_study --model tiny --out /tmp/packing > "$OUT/packing.log" 2>&1
+    echo "exit $? after $SECONDS s" >> "$OUT/packing.log"
+  fi
   SECONDS=0; PYTHONPATH=$PWD/tools/t4_envelope:$PWD:/tmp/site timeout 380 bash -c "$(declare -f nb); nb ${T4_NOTEBOOKS:-notebooks/0[1-8]*.ipynb} --junitxml=$OUT/t4.xml --nbval-save-dir $OUT/executed-t4" > "$OUT/t4.log" 2>&1
   echo "exit $? after $SECONDS s" >> "$OUT/t4.log" ) &
 wait
