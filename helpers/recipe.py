@@ -35,6 +35,7 @@ class Recipe:
     seed: int = 3407
     save_steps: int = 20  # checkpoint every N steps, so an interrupted run can resume
     packing: bool = False
+    padding_free: bool = True  # no pad tokens in a batch (GPU); Unsloth's CPU backend keeps padded batches
     report_to: str = "none"
 
     @classmethod

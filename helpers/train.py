@@ -58,6 +58,7 @@ def sft_config(recipe: Recipe, output_dir: Path, **overrides):
 
     settings = dict(
         dataset_text_field="text", max_length=recipe.max_seq_length, packing=recipe.packing,
+        padding_free=recipe.padding_free,
         per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps, warmup_steps=recipe.warmup_steps,
         max_steps=recipe.max_steps, learning_rate=recipe.learning_rate, logging_steps=1, optim=recipe.optim,

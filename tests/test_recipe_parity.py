@@ -99,7 +99,7 @@ def test_notebook_04_writes_the_whole_recipe():
     sft = literal_kwargs(config)
     assert {"r", "target_modules", "lora_alpha", "lora_dropout", "use_gradient_checkpointing", "random_state"} <= set(lora)
     assert {"max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "optim",
-            "weight_decay", "lr_scheduler_type", "seed", "save_steps", "packing"} <= set(sft)
+            "weight_decay", "lr_scheduler_type", "seed", "save_steps", "packing", "padding_free"} <= set(sft)
     steps, rates = assignments(tree, "max_steps"), assignments(tree, "learning_rate")
     assert (RECIPE.max_steps, False) in steps and (TINY["max_steps"], True) in steps, steps
     assert (RECIPE.learning_rate, False) in rates and (TINY["learning_rate"], True) in rates, rates

@@ -92,7 +92,9 @@ class CourseConfig:
     use_gradient_checkpointing: Literal["unsloth"] | bool = _R.use_gradient_checkpointing
     """Recompute activations to save memory: 'unsloth' (offloaded to CPU RAM), true or false."""
     packing: bool = _R.packing
-    """Pack short examples into full rows (padding-free), see notebook 04."""
+    """Pack short examples into full 2,048-token rows (notebook 04 measures why the course does not)."""
+    padding_free: bool = _R.padding_free
+    """Batches without pad tokens, one example per row (GPU; Unsloth's CPU backend keeps padded batches)."""
     resume: bool = True
     """Resume from the last complete checkpoint in OUTPUT_DIR/checkpoints (--no-resume starts over)."""
 

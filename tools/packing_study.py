@@ -34,10 +34,18 @@ def run(model: str = "tiny", out: Path = Path("outputs/packing"), modes: tuple[s
     """
     import unsloth  # noqa: F401
 
+    from transformers import TrainerCallback
+
     from helpers.models import choose_model
     from helpers.paths import EVAL_FILE
     from helpers.recipe import Recipe
     from helpers.train import train_adapter
+
+    class Chosen(TrainerCallback):  # what the trainer ran with: Unsloth may turn padding_free or packing off
+        flags: dict = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.flags = {"padding_free": bool(args.padding_free), "packing": bool(args.packing)}
 
     model_name = choose_model(model)
     base = Recipe.for_model(model_name)
@@ -45,8 +53,7 @@ def run(model: str = "tiny", out: Path = Path("outputs/packing"), modes: tuple[s
     results, padded_tokens = {}, None
     for mode in modes:
         recipe, extra = base, {"include_num_input_tokens_seen": "non_padding", "disable_tqdm": True}
-        if mode == "padding_free":
-            extra["padding_free"] = True
+        extra["padding_free"] = mode != "padded"  # the recipe turns it on; TRL's packing implies it
         if mode == "packing":
             if padded_tokens is None:
                 raise SystemExit("packing matches the padded run's tokens: list padded first")
@@ -55,12 +62,14 @@ def run(model: str = "tiny", out: Path = Path("outputs/packing"), modes: tuple[s
                                          warmup_steps=min(base.warmup_steps, 1))
         folder = out / mode
         start = time.time()
-        train_adapter(model_name, out=folder / "lora_adapter", recipe=recipe, resume=False, trainer_kwargs=extra)
+        chosen = Chosen()
+        train_adapter(model_name, out=folder / "lora_adapter", recipe=recipe, resume=False, trainer_kwargs=extra,
+                      callbacks=[chosen])
         state = json.loads((folder / "trainer_state.json").read_text())
         runtime = next(h["train_runtime"] for h in reversed(state["log_history"]) if "train_runtime" in h)
         tokens = state.get("num_input_tokens_seen") or 0
         padded_tokens = tokens if mode == "padded" else padded_tokens
-        row = {"steps": recipe.max_steps, "tokens": tokens, "train_seconds": round(runtime, 1),
+        row = {**chosen.flags, "steps": recipe.max_steps, "tokens": tokens, "train_seconds": round(runtime, 1),
                "tokens_per_s": round(tokens / runtime, 1), "wall_seconds": round(time.time() - start, 1),
                "last_loss": next(h["loss"] for h in reversed(state["log_history"]) if "loss" in h)}
         if score:
