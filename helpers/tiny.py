@@ -176,10 +176,3 @@ def carry_sentencepiece_model(tokenizer, source: str | Path):
     tokenizer.save_pretrained = save_pretrained
     return tokenizer
 
-
-def count_parameters(path: Path) -> int:
-    """Parameters of the model stored at ``path`` (read from its safetensors header)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())

@@ -327,7 +327,8 @@ def test_export_end_to_end_merged_16bit(exported):
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
 
-    from helpers.tiny import count_parameters, tiny_model_path
+    from helpers.tiny import tiny_model_path
+    from tools.bench import count_parameters
 
     folder, _, proc = exported
     merged = folder / "merged_16bit"

@@ -112,7 +112,7 @@ def test_tiny_model_parameters_match_its_file():
     from transformers import AutoConfig
 
     from helpers.models import choose_model
-    from helpers.tiny import count_parameters
+    from tools.bench import count_parameters
 
     path = Path(choose_model("tiny"))
     table = llama_weight_memory(AutoConfig.from_pretrained(path))

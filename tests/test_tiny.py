@@ -10,6 +10,7 @@ import pytest
 
 from helpers import tiny
 from helpers.paths import DATA_DIR
+from tools.bench import count_parameters
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -31,7 +32,7 @@ def test_build_is_deterministic(built):
 
 
 def test_under_one_million_parameters(built):
-    assert 100_000 < tiny.count_parameters(built[0]) < 1_000_000
+    assert 100_000 < count_parameters(built[0]) < 1_000_000
 
 
 def test_config_ties_embeddings(built):

@@ -119,6 +119,16 @@ def decode_bound(arch: dict, gpu_name: str | None) -> float | None:
     return bandwidth * 1e12 / llama_weight_memory(arch).bytes_4bit if bandwidth else None
 
 
+def count_parameters(path: str | Path) -> int:
+    """Parameters of the model stored at ``path`` (read from its safetensors header), e.g. the tiny model's."""
+    import math
+
+    from safetensors import safe_open
+
+    with safe_open(str(Path(path) / "model.safetensors"), framework="pt") as f:
+        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
+
+
 # ------------------------------------------------------------------------------------------ model
 
 def build_random_model(cfg: BenchConfig) -> Path:
