@@ -17,10 +17,10 @@ def checkpoint_step(path: str | Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_state(checkpoint: str | Path) -> dict | None:
-    """The checkpoint's trainer_state.json as a dict, or None when it is missing or cut off."""
+def read_json(folder: str | Path, name: str = "trainer_state.json") -> dict | None:
+    """The JSON file ``name`` in ``folder`` (a checkpoint's trainer state by default), or None when missing or cut off."""
     try:
-        return json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+        return json.loads((Path(folder) / name).read_text())
     except (OSError, ValueError):
         return None
 
@@ -36,7 +36,7 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
 
 def last_checkpoint(folder: str | Path) -> Path | None:
     """The complete checkpoint with the highest step under ``folder``, or None."""
-    complete = [p for p in list_checkpoints(folder) if read_state(p) is not None]
+    complete = [p for p in list_checkpoints(folder) if read_json(p) is not None]
     return complete[-1] if complete else None
 
 
@@ -44,24 +44,19 @@ def same_model(a: str, b: str) -> bool:
     """True when two model names mean the same weights (Unsloth may record 'x' for 'x-bnb-4bit', or a path)."""
     def key(name: str) -> str:
         return re.sub(r"(-unsloth)?-bnb-(4|8)bit$", "", str(name).rstrip("/").lower())
-
     return key(a) == key(b) or (Path(a).is_dir() and Path(b).is_dir() and Path(a).resolve() == Path(b).resolve())
 
 
 def mismatch(checkpoint: str | Path, model_name: str | None = None, max_steps: int | None = None) -> str | None:
     """Why ``checkpoint`` cannot continue this run (another base model or step count), or None if it can."""
-    checkpoint = Path(checkpoint)
-    try:
-        base = json.loads((checkpoint / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        base = None
+    base = (read_json(checkpoint, "adapter_config.json") or {}).get("base_model_name_or_path")
     if model_name is not None and base is not None and not same_model(base, model_name):
         return f"it was trained from {base!r}, not {model_name!r}"
-    total = (read_state(checkpoint) or {}).get("max_steps")
+    total, step = (read_json(checkpoint) or {}).get("max_steps"), checkpoint_step(checkpoint)
     if max_steps is not None and total not in (None, max_steps):
         return f"it belongs to a run of max_steps={total}, not {max_steps}"
-    if total is not None and checkpoint_step(checkpoint) >= total:
-        return f"it is the end of a finished run ({checkpoint_step(checkpoint)} of {total} steps)"
+    if total is not None and step >= total:
+        return f"it is the end of a finished run ({step} of {total} steps)"
     return None
 
 
@@ -69,15 +64,13 @@ def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_ste
                       resume: bool = True, quiet: bool = False) -> str | None:
     """The checkpoint to pass to ``trainer.train(resume_from_checkpoint=...)``, or None to start fresh; says which.
     Old checkpoints that do not continue this run move to ``<folder>-previous`` (replacing an older one).
-
-    With ``quiet`` (the other processes of a multi-GPU run) it neither prints nor moves anything.
-    """
+    With ``quiet`` (the other processes of a multi-GPU run) it neither prints nor moves anything."""
     folder = Path(folder)
     found = last_checkpoint(folder) if resume else None
     reason = mismatch(found, model_name, max_steps) if found else None
     if found and not reason:
         if not quiet:
-            total = (read_state(found) or {}).get("max_steps")
+            total = (read_json(found) or {}).get("max_steps")
             print(f"Resuming from {found.name} (step {checkpoint_step(found)} of {total}) in {folder}.")
         return str(found)
     if quiet:
@@ -85,9 +78,9 @@ def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_ste
     why = f"{found.name} does not continue this run: {reason}" if found else (
         f"no checkpoint in {folder}" if resume else "resume=False")
     kept = folder.with_name(folder.name + "-previous") if list_checkpoints(folder) else None
-    if kept and kept.exists():
-        shutil.rmtree(kept)
     if kept:
+        if kept.exists():
+            shutil.rmtree(kept)
         os.replace(folder, kept)
     print(f"Starting fresh: {why}." + (f" The old checkpoints are kept in {kept}." if kept else ""))
     return None

@@ -74,12 +74,10 @@ class ModuleMemory:
     shape: tuple[int, ...]
     count: int
     quantized: bool
-    bytes_16bit: int
     bytes_4bit: int
 
-    @property
-    def params(self) -> int:
-        return self.count * math.prod(self.shape)
+    params = property(lambda self: self.count * math.prod(self.shape))
+    bytes_16bit = property(lambda self: 2 * self.params)
 
 
 @dataclass(frozen=True)
@@ -119,14 +117,13 @@ def llama_weight_memory(config: Any, blocksize: int = 64, double_quant: bool = T
     shapes = {"q_proj": (q, hidden), "k_proj": (kv, hidden), "v_proj": (kv, hidden), "o_proj": (hidden, q),
               "gate_proj": (inter, hidden), "up_proj": (inter, hidden), "down_proj": (hidden, inter)}
 
-    def plain(name, shape, count):
-        return ModuleMemory(name, shape, count, False, 2 * count * math.prod(shape), 2 * count * math.prod(shape))
+    def plain(name, shape, count):  # kept in 16-bit by a 4-bit load too
+        return ModuleMemory(name, shape, count, False, 2 * count * math.prod(shape))
 
     rows = [plain("embed_tokens", (vocab, hidden), 1)]
     for name, shape in shapes.items():
-        size = math.prod(shape)
-        rows.append(ModuleMemory(f"layers.*.{name}", shape, layers, True, 2 * layers * size,
-                                 layers * nf4_bytes(size, blocksize, double_quant)))
+        rows.append(ModuleMemory(f"layers.*.{name}", shape, layers, True,
+                                 layers * nf4_bytes(math.prod(shape), blocksize, double_quant)))
         if c.get("mlp_bias" if name in ("gate_proj", "up_proj", "down_proj") else "attention_bias"):
             rows.append(plain(f"layers.*.{name}.bias", (shape[0],), layers))  # a Linear4bit keeps its bias in 16-bit
     rows += [plain("layers.*.input_layernorm", (hidden,), layers),

@@ -162,10 +162,8 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                      max_new_tokens: int = 64, progress: bool = True,
                      prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, **generate_kwargs) -> list[str]:
     """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS.
-
-    A prompt that starts with the BOS token (a chat template writes it) gets no second one;
-    ``generate_kwargs`` go to ``model.generate`` (say, ``repetition_penalty=1.1``).
-    """
+    A prompt that starts with the BOS token (a chat template writes it) gets no second one; ``generate_kwargs``
+    go to ``model.generate`` (say, ``repetition_penalty=1.1``)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -173,14 +171,13 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    off = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")  # tqdm's switch; the site sets it
     answers = [""] * len(prompts)
     padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.pad_token = tokenizer.eos_token if pad_token is None else pad_token
     try:
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        off = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")  # tqdm's switch; the site sets it
         for batch in tqdm(batches, desc="generating", unit="batch", disable=off):
             inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                                add_special_tokens=add_bos).to(model.device)
@@ -189,8 +186,7 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                                      **generate_kwargs)
             for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
-                if tokenizer.eos_token_id in ids:
-                    ids = ids[:ids.index(tokenizer.eos_token_id)]
+                ids = ids[:ids.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in ids else ids
                 answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
     finally:
         tokenizer.padding_side, tokenizer.pad_token = padding_side, pad_token
