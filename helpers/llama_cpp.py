@@ -123,14 +123,11 @@ def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new
 
 def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:
     """An Ollama Modelfile for a model trained on an Alpaca prompt (``{}`` slots: instruction, input, response).
-
     Ollama's ``{{ .Prompt }}`` goes in the instruction slot; a question with an input passes it inside
-    ``.Prompt``, after the input section's heading, as the training text had it.
-    """
+    ``.Prompt``, after the input section's heading, as the training text had it."""
     head, _, response, _ = alpaca.split("{}")
-    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{head}{{{{ .Prompt }}}}{response}"""',
-             *(f'PARAMETER stop "{stop}"' for stop in stops), "PARAMETER temperature 0"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([f"FROM ./{gguf_name}", f'TEMPLATE """{head}{{{{ .Prompt }}}}{response}"""',
+                      *(f'PARAMETER stop "{stop}"' for stop in stops), "PARAMETER temperature 0"]) + "\n"
 
 
 def parse_modelfile(text: str) -> dict:

@@ -11,8 +11,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
 import gzip
 import hashlib
 import io
@@ -58,10 +56,8 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     Digits and newlines are single tokens (so "### Response:\n" ends on the same token in a prompt as in
     training; merged with what follows, a prompt would end mid-token), unknown characters fall back to bytes,
     the text is not normalised and no space is prepended (llama.cpp would add it after every special token,
-    transformers only once). The
-    special and chat tokens are control pieces of the model itself, so llama.cpp's converter types them
-    CONTROL and the vocabulary is exactly VOCAB_SIZE.
-    """
+    transformers only once). The special and chat tokens are control pieces of the model itself, so llama.cpp's
+    converter types them CONTROL and the vocabulary is exactly VOCAB_SIZE."""
     import sentencepiece as spm
     from transformers import LlamaTokenizer
 
@@ -69,10 +65,10 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=VOCAB_SIZE,
         split_digits=True, byte_fallback=True, character_coverage=1.0, hard_vocab_limit=False,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False, add_dummy_prefix=False, unk_id=0, bos_id=1, eos_id=2, pad_id=3,
-        unk_piece=SPECIAL["unk_token"], bos_piece=SPECIAL["bos_token"], eos_piece=SPECIAL["eos_token"],
-        pad_piece=SPECIAL["pad_token"], control_symbols=CHAT_TOKENS, user_defined_symbols=["\n"], max_sentence_length=1 << 16,
+        normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=False,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=3, unk_piece=SPECIAL["unk_token"], bos_piece=SPECIAL["bos_token"],
+        eos_piece=SPECIAL["eos_token"], pad_piece=SPECIAL["pad_token"], control_symbols=CHAT_TOKENS,
+        user_defined_symbols=["\n"], max_sentence_length=1 << 16,
         num_threads=1, shuffle_input_sentence=False, minloglevel=2)  # one thread, no shuffle: same model every run
     (out_dir / "tokenizer.model").write_bytes(model.getvalue())
     tokenizer = LlamaTokenizer.from_pretrained(str(out_dir), add_prefix_space=False, legacy=False,
@@ -160,10 +156,8 @@ def tiny_model_path(data_dir: Path = DATA_DIR, steps: int | None = None) -> Path
 
 def carry_sentencepiece_model(tokenizer, source: str | Path):
     """Make ``tokenizer.save_pretrained`` also copy ``source``/tokenizer.model; returns the tokenizer.
-
     transformers 5 writes only tokenizer.json, and Unsloth's CPU export saves the tokenizer that way; without
-    tokenizer.model llama.cpp's converter reads tokenizer.json and llama.cpp then splits text differently.
-    """
+    tokenizer.model llama.cpp's converter reads tokenizer.json and llama.cpp then splits text differently."""
     model_file = Path(source) / "tokenizer.model"
     save = type(tokenizer).save_pretrained  # the class's: Unsloth's GPU export wraps the instance's and calls it back
 

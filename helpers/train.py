@@ -58,8 +58,7 @@ def sft_config(recipe: Recipe, output_dir: Path, **overrides):
 
     settings = dict(
         dataset_text_field="text", max_length=recipe.max_seq_length, packing=recipe.packing,
-        padding_free=recipe.padding_free,
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        padding_free=recipe.padding_free, per_device_train_batch_size=recipe.per_device_train_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps, warmup_steps=recipe.warmup_steps,
         max_steps=recipe.max_steps, learning_rate=recipe.learning_rate, logging_steps=1, optim=recipe.optim,
         weight_decay=recipe.weight_decay, lr_scheduler_type=recipe.lr_scheduler_type, seed=recipe.seed,
@@ -85,8 +84,7 @@ def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | No
     Checkpoints go every ``recipe.save_steps`` steps to ``out.parent / "checkpoints"`` and a new call resumes
     from the last complete one; the loss history goes to ``out.parent / "trainer_state.json"``. ``load_kwargs``
     go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes (torchrun/accelerate)
-    only the main one moves checkpoints, prints and saves.
-    """
+    only the main one moves checkpoints, prints and saves."""
     recipe = recipe or Recipe.for_model(model_name)
     out = Path(out or adapter_dir())
     main = is_main_process()
