@@ -141,7 +141,6 @@ def _json_lines(text: str, path: Path) -> Iterator[tuple[str, Any]]:
 def load_alpaca(path: str | Path, extra_keys: Iterable[str] = ()):
     """Read and validate a .jsonl file (:func:`read_records`) into a ``datasets.Dataset``."""
     from datasets import Dataset
-
     return Dataset.from_list(read_records(path, extra_keys))
 
 

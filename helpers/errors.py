@@ -134,7 +134,6 @@ def oom_advice(trainer: Any = None, recipe: Any = None):
         yield
     except Exception as err:
         import torch
-
         oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
         if isinstance(err, oom_type) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower()):
             print("\n" + oom_message(trainer, recipe), file=sys.stderr, flush=True)  # below any progress bar

@@ -75,7 +75,6 @@ def llama_cpp_dir() -> Path | None:
 def check_quantization(methods: Sequence[str]) -> None:
     """Raise LlamaCppError for a quantization method Unsloth does not know, naming the closest ones."""
     from unsloth.save import ALLOWED_QUANTS
-
     for method in methods:
         if method not in ALLOWED_QUANTS:
             close = difflib.get_close_matches(method, ALLOWED_QUANTS, n=3)
@@ -111,7 +110,6 @@ def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new
                  prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt) -> list[str]:
     """Greedy answers from a GGUF file run by llama.cpp (``llama_cpp.Llama``); generation stops at EOS."""
     from llama_cpp import Llama
-
     llm = Llama(model_path=str(path), n_ctx=2048, n_threads=os.cpu_count(), seed=0, verbose=False,
                 n_gpu_layers=-1)  # all layers on the GPU where this build has one
     try:

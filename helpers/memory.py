@@ -35,7 +35,6 @@ def memory_snapshot() -> MemorySnapshot:
     """torch.cuda reserved memory on a GPU, else the process's resident memory."""
     import psutil
     import torch
-
     if torch.cuda.is_available():
         return MemorySnapshot("cuda", torch.cuda.memory_reserved() / GIB, torch.cuda.max_memory_reserved() / GIB,
                               torch.cuda.get_device_properties(0).total_memory / GIB)
@@ -98,7 +97,6 @@ class WeightMemory:
     def table(self):
         """A pandas DataFrame: one row per module kind and a total, with parameters and GiB in 16-bit and 4-bit."""
         import pandas as pd
-
         rows = [(r.name, " x ".join(map(str, r.shape)), r.count, r.params, "NF4" if r.quantized else "16-bit",
                  r.bytes_16bit / GIB, r.bytes_4bit / GIB) for r in self.rows]
         rows.append(("total", "", None, self.params, "", self.bytes_16bit / GIB, self.bytes_4bit / GIB))

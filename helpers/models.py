@@ -19,7 +19,6 @@ def choose_model(requested: str | None = None) -> str:
         name = GPU_DEFAULT if has_cuda() else "tiny"
     if name == "tiny":
         from helpers.tiny import tiny_model_path
-
         return str(tiny_model_path())
     return name
 

@@ -38,12 +38,10 @@ def drive_mounted() -> bool:
 def use_drive(folder: str | Path = DRIVE_ROOT / "MyDrive" / "unsloth-course", mount: bool = True) -> Path:
     """Colab only: mount Google Drive (asks for permission) and send all course outputs to ``folder`` on it."""
     from helpers.runtime import in_colab
-
     if not in_colab():
         raise RuntimeError("use_drive() works on Colab only; elsewhere set COURSE_OUTPUT to any folder you keep.")
     if mount and not drive_mounted():
         from google.colab import drive
-
         drive.mount(str(DRIVE_ROOT))
     if not drive_mounted():
         raise RuntimeError(f"Google Drive is not mounted at {DRIVE_ROOT}; outputs would be lost on a disconnect.")

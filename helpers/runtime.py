@@ -51,7 +51,6 @@ def has_cuda() -> bool:
 def runtime_info() -> RuntimeInfo:
     """Collect facts about this runtime. A T4 (compute capability 7.5) has no bf16, so it trains in fp16."""
     import torch
-
     host = "colab" if in_colab() else "kaggle" if in_kaggle() else "local"
     info = RuntimeInfo(device="cpu", host=host, cpu_threads=torch.get_num_threads())
     if torch.cuda.is_available():

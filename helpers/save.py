@@ -21,7 +21,6 @@ def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
     import torch
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
-
     folder = Path(folder)
     for name in (CONFIG_FILE, ADAPTER_FILE):
         if not (folder / name).is_file():

@@ -103,7 +103,6 @@ class Report:
     def table(self):
         """A pandas DataFrame: one row per family plus 'overall'; NaN where a metric does not apply."""
         import pandas as pd
-
         frame = pd.DataFrame.from_dict({**self.by_family(), OVERALL: self.overall}, orient="index")
         frame["n"] = frame["n"].astype(int)
         frame.index.name = "family"
@@ -149,7 +148,6 @@ def commonest_answers(train_records: Sequence[Mapping[str, str]], records: Seque
 def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
     """One metric side by side: rows are families plus 'overall', columns are the named reports."""
     import pandas as pd
-
     return pd.DataFrame({name: report.table()[metric] for name, report in reports.items()})
 
 
@@ -166,7 +164,6 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
     go to ``model.generate`` (say, ``repetition_penalty=1.1``)."""
     import torch
     from tqdm.auto import tqdm
-
     prompts = [prompt(r) for r in records]
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))

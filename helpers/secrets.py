@@ -49,11 +49,9 @@ def hf_token(required: bool = False) -> Token | None:
     try:
         if in_kaggle():
             from kaggle_secrets import UserSecretsClient
-
             value, where = UserSecretsClient().get_secret(SECRET), f"Kaggle secret {SECRET}"
         elif in_colab():
             from google.colab import userdata
-
             value, where = userdata.get(SECRET), f"Colab secret {SECRET}"
     except Exception:  # not added or not attached, no secrets service, an older runtime
         value = None

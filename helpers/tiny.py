@@ -60,7 +60,6 @@ def build_tokenizer(texts: list[str], out_dir: Path):
     converter types them CONTROL and the vocabulary is exactly VOCAB_SIZE."""
     import sentencepiece as spm
     from transformers import LlamaTokenizer
-
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=VOCAB_SIZE,
@@ -81,7 +80,6 @@ def build_tokenizer(texts: list[str], out_dir: Path):
 def pretrain(model, tokenizer, documents: list[str], steps: int) -> list[float]:
     """Full-parameter next-token training on ``documents`` packed into blocks; the loss every 100 steps."""
     import torch
-
     p = PRETRAIN
     ids = [i for d in documents for i in [tokenizer.bos_token_id, *tokenizer.encode(d, add_special_tokens=False),
                                            tokenizer.eos_token_id]]
@@ -113,7 +111,6 @@ def build_tiny_model(out_dir: Path, data_dir: Path = DATA_DIR, steps: int | None
     import unsloth  # noqa: F401  (Unsloth must be imported before transformers)
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-
     steps = PRETRAIN["steps"] if steps is None else steps
     start = time.perf_counter()
     out_dir.parent.mkdir(parents=True, exist_ok=True)

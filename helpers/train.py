@@ -36,7 +36,6 @@ def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
 def load_model(model_name: str, recipe: Recipe, **kwargs):
     """``FastLanguageModel.from_pretrained`` in 4-bit (16-bit on CPU); ``kwargs`` override; a bad name raises ModelLoadError."""
     from unsloth import FastLanguageModel
-
     args = dict(model_name=model_name, max_seq_length=recipe.max_seq_length, dtype=None, load_in_4bit=True)
     with explain_load_errors(model_name):
         return FastLanguageModel.from_pretrained(**{**args, **kwargs})
@@ -45,7 +44,6 @@ def load_model(model_name: str, recipe: Recipe, **kwargs):
 def add_lora(model, recipe: Recipe):
     """``FastLanguageModel.get_peft_model`` with the recipe: adapters on the seven projections of every layer."""
     from unsloth import FastLanguageModel
-
     return FastLanguageModel.get_peft_model(
         model, r=recipe.r, target_modules=list(recipe.target_modules), lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout, bias="none", use_gradient_checkpointing=recipe.use_gradient_checkpointing,
@@ -55,7 +53,6 @@ def add_lora(model, recipe: Recipe):
 def sft_config(recipe: Recipe, output_dir: Path, **overrides):
     """TRL's ``SFTConfig`` with the recipe, as notebook 04 writes it; ``overrides`` add to it."""
     from trl import SFTConfig
-
     settings = dict(
         dataset_text_field="text", max_length=recipe.max_seq_length, packing=recipe.packing,
         padding_free=recipe.padding_free, per_device_train_batch_size=recipe.per_device_train_batch_size,
@@ -70,7 +67,6 @@ def make_trainer(model, tokenizer, dataset, recipe: Recipe, output_dir: Path, ca
                  **config_kwargs):
     """A TRL ``SFTTrainer`` with :func:`sft_config`."""
     from trl import SFTTrainer
-
     return SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, callbacks=callbacks,
                       args=sft_config(recipe, output_dir, **config_kwargs))
 

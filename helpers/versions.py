@@ -80,7 +80,6 @@ def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow
     """Pinned packages whose installed version differs from the pin or is missing (GPU-only ones on a GPU only)."""
     if gpu is None:
         from helpers.runtime import has_cuda
-
         gpu = has_cuda()
     return [row for row in package_table(path) if row.drifted and (gpu or row.name not in GPU_ONLY)]
 
