@@ -27,11 +27,10 @@ def explain_model_name(model_name: str, error: BaseException | None = None) -> s
     looks_like_path = model_name.startswith((".", "/", "~")) or model_name.count("/") > 1 or "\\" in model_name
     if path.is_dir():
         files = sorted(p.name for p in path.iterdir())
-        has_config = (path / "config.json").exists() or (path / "adapter_config.json").exists()
-        lines.append(f"Tried: the local folder {path.resolve()}, which holds {files[:8] or 'no files'}"
-                     + (": some of its files may be missing or cut off (an interrupted save or download)."
-                        if has_config else
-                        " but no config.json: it is not a saved model (or the save/download was cut off)."))
+        why = (": some of its files may be missing or cut off (an interrupted save or download)."
+               if (path / "config.json").exists() or (path / "adapter_config.json").exists()
+               else " but no config.json: it is not a saved model (or the save/download was cut off).")
+        lines.append(f"Tried: the local folder {path.resolve()}, which holds {files[:8] or 'no files'}{why}")
     elif looks_like_path or Path(model_name).exists():
         lines.append(f"Tried: a local folder, but {path.resolve()} does not exist (check the spelling and the "
                      f"current folder, {Path.cwd()}).")
@@ -47,9 +46,8 @@ def explain_model_name(model_name: str, error: BaseException | None = None) -> s
                  "'auto' for the default, or a hub name / local folder that exists.")
     if os.environ.get("COURSE_MODEL"):
         lines.append(f"(COURSE_MODEL is set to {os.environ['COURSE_MODEL']!r} in the environment.)")
-    if error is not None:
-        detail = str(error).strip().splitlines()
-        lines.append(f"Underlying error: {type(error).__name__}: {detail[0] if detail else ''}")
+    if error is not None:  # its first line
+        lines.append(f"Underlying error: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
     return "\n".join(lines)
 
 

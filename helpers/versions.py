@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from helpers.paths import REPO_ROOT
+from helpers.runtime import has_cuda
 
 REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
 GPU_ONLY = {"bitsandbytes", "torchao"}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
@@ -78,9 +79,7 @@ def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
 
 def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow]:
     """Pinned packages whose installed version differs from the pin or is missing (GPU-only ones on a GPU only)."""
-    if gpu is None:
-        from helpers.runtime import has_cuda
-        gpu = has_cuda()
+    gpu = has_cuda() if gpu is None else gpu
     return [row for row in package_table(path) if row.drifted and (gpu or row.name not in GPU_ONLY)]
 
 
