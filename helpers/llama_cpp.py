@@ -110,7 +110,9 @@ def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new
                  prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt) -> list[str]:
     """Greedy answers from a GGUF file run by llama.cpp (``llama_cpp.Llama``); generation stops at EOS."""
     from llama_cpp import Llama
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=os.cpu_count(), seed=0, verbose=False,
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # llama.cpp's threads spin while they wait: more of them than the CPUs this process gets stalls decoding
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=min(cpus, 8), seed=0, verbose=False,
                 n_gpu_layers=-1)  # all layers on the GPU where this build has one
     try:
         return [llm(prompt(r), max_tokens=max_new_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
