@@ -158,13 +158,20 @@ def alpaca_prompt(record: Mapping[str, str]) -> str:
 
 def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
                      max_new_tokens: int = 64, progress: bool = True,
-                     prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, **generate_kwargs) -> list[str]:
-    """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS.
-    A prompt that starts with the BOS token (a chat template writes it) gets no second one; ``generate_kwargs``
-    go to ``model.generate`` (say, ``repetition_penalty=1.1``)."""
+                     prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, stop_at: Sequence[str] = (),
+                     **generate_kwargs) -> list[str]:
+    """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS
+    or at any token of ``stop_at`` (a chat template's end of turn, say). A prompt that starts with the BOS token
+    (a chat template writes it) gets no second one; ``generate_kwargs`` go to ``model.generate``."""
     import torch
     from tqdm.auto import tqdm
     prompts = [prompt(r) for r in records]
+    stops = [tokenizer.eos_token_id]
+    for token in stop_at:  # each must be one token of the vocabulary, or generation could never stop at it
+        ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ValueError(f"stop_at: {token!r} is not one token of this tokenizer (it becomes {ids})")
+        stops.append(ids[0])
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
@@ -180,11 +187,11 @@ def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], bat
                                add_special_tokens=add_bos).to(model.device)
             with torch.no_grad(), max_new_tokens_only(model):
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
                                      **generate_kwargs)
             for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
-                ids = ids[:ids.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in ids else ids
-                answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                end = next((k for k, token in enumerate(ids) if token in stops), len(ids))
+                answers[i] = tokenizer.decode(ids[:end], skip_special_tokens=True).strip()
     finally:
         tokenizer.padding_side, tokenizer.pad_token = padding_side, pad_token
     return answers

@@ -275,6 +275,50 @@ def test_generation_stops_at_eos():
     assert answers == ["5 6", "8"]
 
 
+class _Tok:
+    """A tokenizer stand-in: every prompt is three tokens; '<eot>' is token 6; '<two>' is two tokens."""
+
+    padding_side, pad_token, eos_token, eos_token_id, pad_token_id = "right", "<p>", "<e>", 2, 0
+
+    def __call__(self, text, **kwargs):
+        import torch
+
+        if isinstance(text, str):
+            return {"input_ids": {"<eot>": [6], "<two>": [6, 6]}[text]}
+
+        class Batch(dict):
+            def to(self, device):
+                return self
+        return Batch(input_ids=torch.ones(len(text), 3, dtype=torch.long))
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(map(str, ids))
+
+
+class _Model:
+    """Generates 5 6 <eos> 7 for the first prompt and 8 <eos> <pad> <pad> for the second; keeps its kwargs."""
+
+    device = "cpu"
+
+    def generate(self, input_ids, **kwargs):
+        import torch
+
+        self.kwargs = kwargs
+        return torch.cat([input_ids, torch.tensor([[5, 6, 2, 7], [8, 2, 0, 0]])[: len(input_ids)]], dim=1)
+
+
+def test_generation_stops_at_the_end_of_turn_too():
+    """Notebook 07: a chat reply ends with <|eot_id|>; Unsloth's GPU trainer appends no EOS after it."""
+    from helpers.scoring import generate_answers
+
+    model = _Model()
+    answers = generate_answers(model, _Tok(), [rec("x", "f"), rec("y", "f")], progress=False, stop_at=["<eot>"])
+    assert answers == ["5", "8"]
+    assert model.kwargs["eos_token_id"] == [2, 6], "generate must stop at the end of turn as well as at EOS"
+    with pytest.raises(ValueError, match="'<two>' is not one token"):
+        generate_answers(model, _Tok(), [rec("x", "f")], progress=False, stop_at=["<two>"])
+
+
 def test_disable_adapter_gives_the_base_model_answers():
     """Notebook 06 scores the base model as the adapter-loaded model inside ``disable_adapter()``."""
     import torch
