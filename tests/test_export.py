@@ -225,3 +225,39 @@ def test_full_disk_mid_export_names_the_folder_and_leaves_nothing(adapter, tmp_p
     assert code == 1, err
     assert f"course export: error: {out / 'export' / 'merged_16bit'}: the disk filled up" in err
     assert leftovers(out) == ["export"]  # no merged_16bit, no temporary folder, no half-written shard
+
+
+def test_course_export_writes_merged_4bit_after_the_exports_that_need_the_adapter(adapter, tmp_path, monkeypatch):
+    """Unsloth's merged_4bit_forced folds the adapter into the loaded model in place (PEFT's merge_and_unload); a
+    GGUF or 16-bit export after it holds the base model alone (seen on an H200: GGUF answers 0% like the adapter's).
+    `course export` therefore writes it last, whatever order --formats gives. The GPU steps are stand-ins here."""
+    import helpers.llama_cpp
+    import helpers.tiny
+    import tools.cli as cli
+    from tools.config import Placement
+
+    calls = []
+
+    class Model:
+        def save_pretrained_merged(self, path, tokenizer, save_method):
+            calls.append(save_method)
+            Path(path, "model.safetensors").write_bytes(b"weights")
+
+        def save_pretrained_gguf(self, path, tokenizer, quantization_method):
+            calls.append("gguf")
+            Path(path).mkdir(parents=True, exist_ok=True)
+            for method in quantization_method:
+                Path(path, f"model.{method.upper()}.gguf").write_bytes(b"GGUF")
+
+    class Tokenizer:
+        eos_token = "<|end_of_text|>"
+
+    monkeypatch.setattr(cli, "placement_for", lambda cfg: Placement(device="cuda", precision="bf16", gpu_name="stand-in"))
+    monkeypatch.setattr(cli, "load_for_inference", lambda *args, **kwargs: (Model(), Tokenizer()))
+    monkeypatch.setattr(helpers.llama_cpp, "llama_cpp_dir", lambda: "stand-in llama.cpp")
+    monkeypatch.setattr(helpers.llama_cpp, "check_quantization", lambda methods: None)
+    monkeypatch.setattr(helpers.tiny, "carry_sentencepiece_model", lambda *args: None)
+    code = cli.main(["export", "--model", "tiny", "--adapter", str(adapter), "--output-dir", str(tmp_path / "run"),
+                     "--formats", "merged_4bit", "q8_0", "merged_16bit", "--no-progress"])
+    assert code == 0
+    assert calls == ["merged_16bit", "gguf", "merged_4bit_forced"], calls

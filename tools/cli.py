@@ -436,10 +436,13 @@ def cmd_export(cfg: CourseConfig) -> int:
     base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     carry_sentencepiece_model(tokenizer, base)  # the tiny model's tokenizer.model (a no-op for a hub model)
     written = []
-    for fmt in (f for f in cfg.formats if f in MERGED):
+
+    def save_merged(fmt: str) -> None:
         with export_errors(out / fmt), atomic_folder(out / fmt) as staging:
             model.save_pretrained_merged(str(staging), tokenizer, save_method=MERGED[fmt])
         written.append(out / fmt)
+    if "merged_16bit" in cfg.formats:
+        save_merged("merged_16bit")
     if gguf:
         print(f"llama.cpp: {llama_cpp}")
         with export_errors(out / "gguf"), atomic_folder(out / "gguf") as staging:
@@ -459,6 +462,8 @@ def cmd_export(cfg: CourseConfig) -> int:
     save_config(cfg, out, notes=notes(cfg, placement, adapter=adapter))
     if cfg.push_to_hub is not None:
         push(model, tokenizer, cfg.push_to_hub, out / "gguf" if gguf else None)
+    if "merged_4bit" in cfg.formats:  # last: Unsloth folds the adapter into the loaded model in place (PEFT's
+        save_merged("merged_4bit")  # merge_and_unload), so an export after it would save the base model alone
     for path in written:
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         print(f"{size / 1e6:10.1f} MB  {path}")
