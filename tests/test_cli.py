@@ -356,3 +356,27 @@ def test_export_end_to_end_gguf_q8_0(exported):
     answers = gguf_answers(q8, [{"instruction": "Is the number even or odd?", "input": "12"}], max_new_tokens=4)
     assert len(answers) == 1 and isinstance(answers[0], str)  # llama.cpp loads the whole file and generates
     assert (files["Modelfile"].parent / parse_modelfile(files["Modelfile"].read_text())["FROM"]).resolve() == q8
+
+
+def test_train_under_two_processes_shares_the_data_and_saves_one_adapter(tmp_path):
+    """`course train` under torchrun with 2 processes (the DDP path of issue 15, here on the CPU over gloo): each
+    process trains on its own batches (one process alone would cover half as much of an epoch), and rank 0 alone
+    writes one adapter, which reloads. (torch's "destroy_process_group() was not called" warning is NCCL's: the GPU
+    run checks that one.)"""
+    from safetensors.torch import load_file
+
+    from helpers.paths import TRAIN_FILE
+
+    out = tmp_path / "ddp"
+    proc = course("train", "--model", "tiny", "--max-steps", "2", "--output-dir", str(out), "--report-to", "none",
+                  "--no-progress", env={"OMP_NUM_THREADS": "1"},
+                  runner=("-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "tools.cli"))
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_step"] == 2, metrics
+    examples = sum(1 for line in TRAIN_FILE.read_text().splitlines() if line.strip())
+    seen = 2 * (2 * 4) * 2  # steps x (per-device batch x accumulation) x processes: distinct batches per process
+    assert json.loads((out / "trainer_state.json").read_text())["epoch"] == pytest.approx(seen / examples, rel=1e-3)
+    adapters = [p for p in out.rglob("adapter_model.safetensors") if "checkpoints" not in p.parts]
+    assert adapters == [out / "lora_adapter" / "adapter_model.safetensors"], adapters
+    assert len(load_file(adapters[0])) == 56  # 7 projections x 4 layers x (A, B)
+    assert "2 process(es)" in proc.stdout
