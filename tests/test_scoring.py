@@ -245,36 +245,6 @@ def test_no_max_length_warning_when_the_config_sets_one(tiny, caller):
     assert max_length == 2048, f"{caller} must restore the model's generation_config.max_length"
 
 
-def test_generation_stops_at_eos():
-    from helpers.scoring import generate_answers
-
-    class Tok:
-        padding_side, pad_token, eos_token, eos_token_id, pad_token_id = "right", "<p>", "<e>", 2, 0
-
-        def __call__(self, prompts, **kwargs):
-            import torch
-
-            class Batch(dict):
-                def to(self, device):
-                    return self
-            return Batch(input_ids=torch.ones(len(prompts), 3, dtype=torch.long))
-
-        def decode(self, ids, skip_special_tokens=True):
-            return " ".join(map(str, ids))
-
-    class Model:
-        device = "cpu"
-
-        def generate(self, input_ids, **kwargs):
-            import torch
-
-            new = torch.tensor([[5, 6, 2, 7], [8, 2, 0, 0]])[: len(input_ids)]
-            return torch.cat([input_ids, new], dim=1)
-
-    answers = generate_answers(Model(), Tok(), [rec("x", "f"), rec("y", "f")], progress=False)
-    assert answers == ["5 6", "8"]
-
-
 class _Tok:
     """A tokenizer stand-in: every prompt is three tokens; '<eot>' is token 6; '<two>' is two tokens."""
 
@@ -305,6 +275,13 @@ class _Model:
 
         self.kwargs = kwargs
         return torch.cat([input_ids, torch.tensor([[5, 6, 2, 7], [8, 2, 0, 0]])[: len(input_ids)]], dim=1)
+
+
+def test_generation_stops_at_eos():
+    from helpers.scoring import generate_answers
+
+    answers = generate_answers(_Model(), _Tok(), [rec("x", "f"), rec("y", "f")], progress=False)
+    assert answers == ["5 6", "8"]
 
 
 def test_generation_stops_at_the_end_of_turn_too():
