@@ -52,13 +52,13 @@ def run(model: str = "tiny", out: Path = Path("outputs/packing"), modes: tuple[s
     base = dataclasses.replace(base, max_steps=max_steps or base.max_steps, save_steps=10**6)
     results, padded_tokens = {}, None
     for mode in modes:
-        recipe, extra = base, {"include_num_input_tokens_seen": "non_padding", "disable_tqdm": True}
-        extra["padding_free"] = mode != "padded"  # the recipe turns it on; TRL's packing implies it
+        recipe = dataclasses.replace(base, padding_free=mode != "padded")  # TRL's packing implies padding-free
+        extra = {"include_num_input_tokens_seen": "non_padding", "disable_tqdm": True}
         if mode == "packing":
             if padded_tokens is None:
                 raise SystemExit("packing matches the padded run's tokens: list padded first")
             per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * base.max_seq_length
-            recipe = dataclasses.replace(base, packing=True, max_steps=max(1, round(padded_tokens / per_step)),
+            recipe = dataclasses.replace(recipe, packing=True, max_steps=max(1, round(padded_tokens / per_step)),
                                          warmup_steps=min(base.warmup_steps, 1))
         folder = out / mode
         start = time.time()
