@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import types
 from enum import Enum
 from pathlib import Path

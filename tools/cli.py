@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
 import shutil
