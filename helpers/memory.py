@@ -75,8 +75,13 @@ class ModuleMemory:
     quantized: bool
     bytes_4bit: int
 
-    params = property(lambda self: self.count * math.prod(self.shape))
-    bytes_16bit = property(lambda self: 2 * self.params)
+    @property
+    def params(self) -> int:
+        return self.count * math.prod(self.shape)
+
+    @property
+    def bytes_16bit(self) -> int:
+        return 2 * self.params
 
 
 @dataclass(frozen=True)
