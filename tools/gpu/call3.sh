@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
 # GPU run, part 3 (2 GPUs): data-parallel training with `accelerate launch` against one GPU, on Llama-3-8B's
-# architecture (random weights): the course config (notebook 04's recipe) and the benchmark's workload (the course
-# text packed into 2,048-token rows). tokens/s, memory per GPU, one adapter saved and reloaded.
+# architecture (random weights): the course config (notebook 04's recipe on the course rows) and the benchmark's
+# workload (the course text packed into 2,048-token rows, --packing). tokens/s and memory per GPU from each run's
+# train_metrics.json; the DDP adapter is saved once and reloaded by `course infer` (one answer; the weights are random).
+#   bash tools/gpu/call3.sh          (COURSE_STEPS, PACKED_STEPS: training steps per run, default 20 and 12)
 set -uo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_CACHE=/tmp/cache
 [ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
-export m8b=/tmp/m8b
+export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH m8b=/tmp/m8b
 [ -f $m8b/config.json ] || CUDA_VISIBLE_DEVICES=0 python3 -c "
 from pathlib import Path; from tools.bench import BenchConfig, build_random_model
 build_random_model(BenchConfig(size='8b', model_dir=Path('$m8b')))" > "$OUT/build.log" 2>&1
-train() { python3 -m tools.cli train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress "$@"; }
-ddp() { python3 -m accelerate.commands.launch --multi_gpu --num_processes 2 -m tools.cli train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress "$@"; }
-for workload in course packed; do
-  flags=(--max-steps 12); [ $workload = packed ] && flags=(--max-steps 6 --packing)
-  CUDA_VISIBLE_DEVICES=0 timeout 200 bash -c "$(declare -f train); train ${flags[*]} --output-dir /tmp/one-$workload" > "$OUT/ddp-$workload-1gpu.log" 2>&1
-  timeout 200 bash -c "$(declare -f ddp); ddp ${flags[*]} --output-dir /tmp/two-$workload" > "$OUT/ddp-$workload-2gpu.log" 2>&1
+course=(train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress)
+steps() { [ "$1" = course ] && echo "--max-steps ${COURSE_STEPS:-20}" || echo "--max-steps ${PACKED_STEPS:-12} --packing"; }
+# one GPU each, side by side: the course rows on GPU 0, the packed rows on GPU 1
+for w in course packed; do
+  gpu=0; [ $w = packed ] && gpu=1
+  CUDA_VISIBLE_DEVICES=$gpu timeout 240 python3 -m tools.cli "${course[@]}" $(steps $w) --output-dir /tmp/one-$w \
+    > "$OUT/ddp-$w-1gpu.log" 2>&1 &
 done
-python3 - > "$OUT/ddp-adapters.log" 2>&1 <<'PY'
+wait
+for w in course packed; do
+  timeout 240 python3 -m accelerate.commands.launch --multi_gpu --num_processes 2 -m tools.cli "${course[@]}" \
+    $(steps $w) --output-dir /tmp/two-$w > "$OUT/ddp-$w-2gpu.log" 2>&1
+done
+for w in course packed; do  # reload each DDP adapter on one GPU and answer one question
+  gpu=0; [ $w = packed ] && gpu=1
+  CUDA_VISIBLE_DEVICES=$gpu timeout 150 python3 -m tools.cli infer --config configs/llama3-8b-t4.yaml --model $m8b \
+    --output-dir /tmp/two-$w --instruction "Is 7 even or odd?" --max-new-tokens 8 > "$OUT/reload-$w.log" 2>&1 &
+done
+wait
+python3 - > "$OUT/ddp-summary.log" 2>&1 <<'PY'
 import json, pathlib
-from safetensors.torch import load_file
 for run in ["one-course", "two-course", "one-packed", "two-packed"]:
     folder = pathlib.Path("/tmp") / run
-    adapters = sorted(str(p) for p in folder.rglob("adapter_model.safetensors") if "checkpoint" not in str(p))
+    adapters = sorted(str(p.relative_to(folder)) for p in folder.rglob("adapter_model.safetensors"))
     metrics = json.loads((folder / "train_metrics.json").read_text()) if (folder / "train_metrics.json").exists() else {}
-    tensors = len(load_file(adapters[0])) if adapters else 0
-    print(run, json.dumps({"adapters": adapters, "tensors": tensors, **metrics}))
+    print(run, json.dumps({"adapter files": adapters, **metrics}))
 PY
-for f in "$OUT"/*.log; do echo "== $f"; tail -5 "$f"; done
+grep -c "destroy_process_group" "$OUT"/ddp-*-2gpu.log
+for f in "$OUT"/*.log; do echo "== $f"; tail -4 "$f"; done
