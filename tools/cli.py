@@ -44,6 +44,7 @@ commands:
 Settings: defaults < the YAML file given by --config < flags. See `course train --help` for every
 field, configs/*.yaml for examples and docs/commands.md for the notebook-to-command path.
 Multi-GPU (data parallel): accelerate launch --multi_gpu --num_processes 2 -m tools.cli train --config FILE
+    --use-gradient-checkpointing True      (standard checkpointing scaled better on two GPUs: docs/benchmarks.md)
 """
 
 
