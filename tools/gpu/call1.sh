@@ -6,9 +6,8 @@
 # Logs go to $OUT; the executed notebooks and JUnit reports to $OUT/executed.tgz (the device returns few files).
 #   GPU0="04 06 07 08" GPU1="t4:04 t4:07 t4:08" bash tools/gpu/call1.sh          (default: all, plain and T4)
 set -uo pipefail
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_MODEL=tiny COURSE_CACHE=/tmp/cache
-[ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH UNSLOTH_LLAMA_CPP_PATH=/tmp/llama.cpp
+export COURSE_MODEL=tiny
+source tools/gpu/common.sh
 python3 -c "import os; from helpers.tiny import tiny_model_path; print(tiny_model_path()); print('cpus', os.cpu_count(), len(os.sched_getaffinity(0)))" > "$OUT/host.log" 2>&1
 cat /sys/fs/cgroup/cpu.max >> "$OUT/host.log" 2>/dev/null
 end=$((SECONDS + ${DEADLINE:-540}))

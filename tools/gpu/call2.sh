@@ -3,14 +3,9 @@
 # inside a T4's envelope (course data, then full 2,048-token rows) with the 4-bit load's memory; GPU 1 and then
 # GPU 0: the benchmark sweep; then data-parallel training on 1 and 2 GPUs with the course command.
 set -uo pipefail
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_CACHE=/tmp/cache
-[ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH UNSLOTH_LLAMA_CPP_PATH=/tmp/llama.cpp
-export m8b=/tmp/m8b
+source tools/gpu/common.sh
 SECONDS=0
-[ -f $m8b/config.json ] || CUDA_VISIBLE_DEVICES=0 python3 -c "
-from pathlib import Path; from tools.bench import BenchConfig, build_random_model
-build_random_model(BenchConfig(size='8b', model_dir=Path('$m8b')))" > "$OUT/build.log" 2>&1
+ensure_8b
 echo "8B model ready after $SECONDS s" >> "$OUT/build.log"
 bench() { python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 8 --warmup-steps 2 --new-tokens 128 "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0

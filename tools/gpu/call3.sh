@@ -5,12 +5,8 @@
 # train_metrics.json; the DDP adapter is saved once and reloaded by `course infer` (one answer; the weights are random).
 #   bash tools/gpu/call3.sh          (COURSE_STEPS, PACKED_STEPS: training steps per run, default 20 and 12)
 set -uo pipefail
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false COURSE_CACHE=/tmp/cache
-[ "$(cat /tmp/site/.bundle 2>/dev/null)" = "$(ls -l .whl/wheels | md5sum)" ] || tools/gpu/install.sh .whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
-export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH m8b=/tmp/m8b
-[ -f $m8b/config.json ] || CUDA_VISIBLE_DEVICES=0 python3 -c "
-from pathlib import Path; from tools.bench import BenchConfig, build_random_model
-build_random_model(BenchConfig(size='8b', model_dir=Path('$m8b')))" > "$OUT/build.log" 2>&1
+source tools/gpu/common.sh
+ensure_8b
 course=(train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress)
 steps() { [ "$1" = course ] && echo "--max-steps ${COURSE_STEPS:-20}" || echo "--max-steps ${PACKED_STEPS:-12} --packing"; }
 # one GPU each, side by side: the course rows on GPU 0, the packed rows on GPU 1
