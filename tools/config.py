@@ -90,7 +90,8 @@ class CourseConfig:
     save_steps: int = _R.save_steps
     """Checkpoint every N steps."""
     use_gradient_checkpointing: Literal["unsloth"] | bool = _R.use_gradient_checkpointing
-    """Recompute activations to save memory: 'unsloth' (offloaded to CPU RAM), true or false."""
+    """Recompute activations to save memory: 'unsloth' (offloaded to CPU RAM), True or False (as
+    the flag takes them; standard checkpointing scaled better on two GPUs)."""
     packing: bool = _R.packing
     """Pack short examples into full 2,048-token rows (notebook 04 measures why the course does not)."""
     padding_free: bool = _R.padding_free
