@@ -3,11 +3,12 @@
 # architecture (random weights): the course config (notebook 04's recipe on the course rows) and the benchmark's
 # workload (the course text packed into 2,048-token rows, --packing). tokens/s and memory per GPU from each run's
 # train_metrics.json; the DDP adapter is saved once and reloaded by `course infer` (one answer; the weights are random).
-#   bash tools/gpu/call3.sh          (COURSE_STEPS, PACKED_STEPS: training steps per run, default 20 and 12)
+#   bash tools/gpu/call3.sh          (COURSE_STEPS, PACKED_STEPS: training steps per run, default 20 and 12;
+#                                     GC=True: standard gradient checkpointing instead of the config's "unsloth")
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-course=(train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress)
+course=(train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress ${GC:+--use-gradient-checkpointing $GC})
 steps() { [ "$1" = course ] && echo "--max-steps ${COURSE_STEPS:-20}" || echo "--max-steps ${PACKED_STEPS:-12} --packing"; }
 # one GPU each, side by side: the course rows on GPU 0, the packed rows on GPU 1
 for w in course packed; do
