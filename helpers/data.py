@@ -138,12 +138,6 @@ def _json_lines(text: str, path: Path) -> Iterator[tuple[str, Any]]:
             raise DataError(f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}") from None
 
 
-def load_alpaca(path: str | Path, extra_keys: Iterable[str] = ()):
-    """Read and validate a .jsonl file (:func:`read_records`) into a ``datasets.Dataset``."""
-    from datasets import Dataset
-    return Dataset.from_list(read_records(path, extra_keys))
-
-
 def check_alpaca_file(path: str | Path, extra_keys: Iterable[str] = ()) -> int:
     """Check every record of a data file before ``load_dataset`` reads it; print and return how many there are."""
     count = len(read_records(path, extra_keys))

@@ -85,7 +85,7 @@ def check_lengths(dataset: Any, tokenizer: Any, max_seq_length: int, text_field:
     No examples at all (say, after a filter) raises EmptyDatasetError."""
     if dataset is None or len(dataset) == 0:
         raise EmptyDatasetError("the training dataset has no examples, so there is nothing to train on. Check the "
-                                "data file (helpers.data.load_alpaca reports bad records) and any filter applied to it.")
+                                "data file (helpers.data.check_alpaca_file reports bad records) and any filter applied to it.")
     lengths = [len(ids) for ids in tokenizer(list(dataset[text_field]))["input_ids"]]
     report = LengthReport(len(lengths), sum(n > max_seq_length for n in lengths), max(lengths), max_seq_length)
     if not quiet:

@@ -1,5 +1,5 @@
-"""GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, guard the export, run a GGUF
-file in llama.cpp (``llama-cpp-python``), and write and read an Ollama Modelfile.
+"""GGUF and llama.cpp for notebook 08: find the llama.cpp Unsloth exports with, guard the export, find the GGUF
+files, and write and read an Ollama Modelfile.
 
     >>> modelfile = parse_modelfile(alpaca_modelfile("m.gguf", "Q: {} In: {} A: {}", stops=["</s>"]))
     >>> modelfile["FROM"], modelfile["stop"], render_template(modelfile["TEMPLATE"], "2+2? In: 4")
@@ -13,12 +13,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from helpers.paths import cache_dir
 from helpers.runtime import in_colab
-from helpers.scoring import alpaca_prompt
 
 VERSION = "0.3.36"  # the llama-cpp-python source package whose llama.cpp the course was tested with
 NEEDED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion", "gguf-py", "src", "ggml", "common")
@@ -104,21 +103,6 @@ def export_errors(folder: str | Path):
 def gguf_files(folder: str | Path) -> dict[str, Path]:
     """The GGUF files under ``folder`` by quantization method: ``{"q8_0": .../model.Q8_0.gguf, ...}``."""
     return {p.name[:-len(".gguf")].rsplit(".", 1)[-1].lower(): p for p in sorted(Path(folder).rglob("*.gguf"))}
-
-
-def gguf_answers(path: str | Path, records: Sequence[Mapping[str, str]], max_new_tokens: int = 32,
-                 prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt) -> list[str]:
-    """Greedy answers from a GGUF file run by llama.cpp (``llama_cpp.Llama``); generation stops at EOS."""
-    from llama_cpp import Llama
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    # llama.cpp's threads spin while they wait: more of them than the CPUs this process gets stalls decoding
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=min(cpus, 8), seed=0, verbose=False,
-                n_gpu_layers=-1)  # all layers on the GPU where this build has one
-    try:
-        return [llm(prompt(r), max_tokens=max_new_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0)
-                ["choices"][0]["text"].strip() for r in records]
-    finally:
-        llm.close()
 
 
 def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:

@@ -44,17 +44,6 @@ def memory_snapshot() -> MemorySnapshot:
                           psutil.virtual_memory().total / GIB)
 
 
-def training_memory_report(before: MemorySnapshot, after: MemorySnapshot) -> str:
-    """Unsloth-style summary: peak memory, the part used by training, and shares of the total."""
-    training = max(after.peak_gib - before.peak_gib, 0.0)
-    return "\n".join([
-        f"Peak {'reserved' if after.device == 'cuda' else 'resident'} memory = {after.peak_gib:.3f} GiB",
-        f"Peak memory for training = {training:.3f} GiB",
-        f"Peak memory % of total = {100 * after.peak_gib / after.total_gib:.2f} %",
-        f"Peak memory for training % of total = {100 * training / after.total_gib:.2f} %",
-    ])
-
-
 def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, nested_blocksize: int = 256) -> int:
     """Bytes bitsandbytes 0.50's quantize_4bit keeps for a weight of ``numel`` numbers in NF4: the 4-bit values two
     per byte, one scale per block (float32; with double quantisation uint8, plus one float32 scale per 256 blocks

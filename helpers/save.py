@@ -1,4 +1,4 @@
-"""Check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one."""
+"""Find and check a saved adapter, and write folders all or nothing so a crash never leaves a half-written one."""
 
 import contextlib
 import json
@@ -8,6 +8,8 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+from helpers.checkpoints import same_model
 
 ADAPTER_FILE, CONFIG_FILE = "adapter_model.safetensors", "adapter_config.json"
 
@@ -74,12 +76,15 @@ def atomic_folder(path: str | Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = True) -> Path:
-    """``save_pretrained`` the model and tokenizer into ``path`` all or nothing, checked before the swap."""
-    with atomic_folder(path) as tmp:
-        model.save_pretrained(str(tmp))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
-        checked = check_adapter(model, tmp, quiet=True) if check else None
-    print(f"Saved the adapter to {path}" + (f" ({checked} tensors reloaded and checked)." if check else "."))
-    return Path(path)
+def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
+    """``folder`` when it holds an adapter trained from ``model_name``, else None; says which."""
+    config = Path(folder) / "adapter_config.json"
+    if not config.exists():
+        print(f"No adapter at {folder}: training one now with notebook 04's recipe.")
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not same_model(str(base), model_name):
+        print(f"The adapter at {folder} was trained from {base!r}, not {model_name!r}: training a new one.")
+        return None
+    print(f"Using the adapter notebook 04 saved: {folder}")
+    return Path(folder)

@@ -1,4 +1,4 @@
-"""Which versions are installed, what each package is for, and where they drift from the pins in
+"""Which versions are installed, and where they drift from the pins in
 requirements-colab.txt (the file the Colab cell installs).
 
     >>> "trl" in read_pins()
@@ -17,23 +17,6 @@ from helpers.runtime import has_cuda
 REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
 GPU_ONLY = {"bitsandbytes", "torchao"}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
 
-PURPOSE = {
-    "torch": "tensors, autograd and CUDA kernels: everything runs on it",
-    "unsloth": "fast loading (4-bit), LoRA patching and 2x faster training/inference",
-    "unsloth_zoo": "Unsloth's shared kernels, patches and utilities",
-    "transformers": "model classes (Llama), tokenizers and generate()",
-    "trl": "SFTTrainer / SFTConfig: supervised fine-tuning loop",
-    "peft": "LoRA adapters: add, save and reload them",
-    "accelerate": "device placement and mixed precision under the Trainer",
-    "bitsandbytes": "4-bit NF4 weights and 8-bit optimizers (GPU only)",
-    "xformers": "memory-efficient attention (optional; Unsloth falls back to PyTorch SDPA)",
-    "triton": "GPU kernel compiler behind Unsloth's fused kernels",
-    "cut_cross_entropy": "loss without materialising the full logits matrix",
-    "torchao": "quantisation helpers used by unsloth_zoo",
-    "datasets": "loading and mapping the Alpaca data",
-    "huggingface_hub": "downloads and uploads models",
-    "tokenizers": "fast (Rust) tokenizers",
-}
 
 
 @dataclass
@@ -41,7 +24,6 @@ class PackageRow:
     name: str
     pinned: str | None
     installed: str | None
-    purpose: str
 
     @property
     def drifted(self) -> bool:
@@ -71,9 +53,10 @@ def installed_version(name: str) -> str | None:
 
 
 def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
-    """Every pinned package plus torch, triton and xformers (the runtime's own), with version and purpose."""
+    """Every pinned package plus torch, triton and xformers (the runtime's own), with its version; notebook 00
+    says what each is for."""
     pins = read_pins(path)
-    return [PackageRow(n, pins.get(n), installed_version(n), PURPOSE.get(n, ""))
+    return [PackageRow(n, pins.get(n), installed_version(n))
             for n in dict.fromkeys(["torch", "triton", *pins, "xformers"])]
 
 

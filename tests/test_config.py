@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.recipe import Recipe
+from tools.recipe import Recipe
 from helpers.runtime import RuntimeInfo
 from tools.config import ConfigError, CourseConfig, load_config, read_yaml, resolve_placement, save_config
 

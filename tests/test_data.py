@@ -337,7 +337,7 @@ def test_the_notebooks_loader_reads_json_lines_with_the_same_checks(tmp_path, ca
     path = write(tmp_path, GOOD_LINE + "\n\n" + GOOD_LINE)
     assert course_data.check_alpaca_file(path) == 2
     assert capsys.readouterr().out == f"{path.name}: 2 records, each with the Alpaca fields as non-empty strings\n"
-    assert list(course_data.load_alpaca(path)) == [GOOD, GOOD]
+    assert course_data.read_records(path) == [GOOD, GOOD]
     bad = write(tmp_path, GOOD_LINE + '\n{"instruction": "x"}', name="bad.jsonl")
     with pytest.raises(DataError, match=r"bad.jsonl, line 2: missing required field 'output'"):
         course_data.check_alpaca_file(bad)

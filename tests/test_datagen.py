@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from tools import datagen
-from helpers.data import load_alpaca
+from tools.datafiles import load_alpaca
 from helpers.paths import DATA_DIR, EVAL_FILE, REPO_ROOT, TRAIN_FILE
 from helpers.scoring import score
 

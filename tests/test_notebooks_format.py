@@ -120,3 +120,32 @@ def test_notebooks_that_use_the_adapter_can_keep_it_on_drive(path):
     if "adapter_dir()" in code or "adapter" in tagged(path, "course:adapter")[0:1]:
         assert tagged(path, "course:drive"), f"{path.name} reads or writes the adapter: it needs the Drive cell"
         assert "USE_DRIVE" in tagged(path, "parameters")[0]
+
+
+def test_helpers_is_thin_lesson_support():
+    """helpers/ holds what the notebooks import (directly or through another helper), within 1,500 lines, and
+    never imports tools/: the CLI, the recipe and the training code path live there, on top of helpers."""
+    import ast
+
+    helpers = sorted((ROOT / "helpers").glob("*.py"))
+    lines = sum(len(p.read_text().splitlines()) for p in helpers)
+    assert lines <= 1500, f"helpers/ has {lines} lines; its budget is 1,500 (issue 14)"
+    imported: dict[str, set[str]] = {}
+    for path in helpers:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        assert not [n for n in names if n.split(".")[0] == "tools"], f"{path.name} imports from tools/"
+        imported[path.stem] = {n.split(".")[1] for n in names if n.startswith("helpers.")}
+    code = "\n".join("".join(c["source"]) for p in NOTEBOOKS for c in json.loads(p.read_text())["cells"]
+                     if c["cell_type"] == "code")
+    reached = set(re.findall(r"from helpers\.(\w+) import", code))
+    while True:
+        more = set().union(*(imported.get(m, set()) for m in reached)) - reached
+        if not more:
+            break
+        reached |= more
+    assert sorted(set(imported) - reached - {"__init__"}) == [], "helpers modules no notebook reaches"

@@ -10,7 +10,8 @@ import math
 
 import pytest
 
-from helpers.data import load_alpaca, prompt_for
+from helpers.data import prompt_for
+from tools.datafiles import load_alpaca
 from helpers.paths import EVAL_FILE
 from helpers.scoring import (CHECKERS, OVERALL, Report, answer_token_budget, checker_for, commonest_answers,
                              compare, field_accuracy,

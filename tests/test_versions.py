@@ -12,10 +12,17 @@ def test_pins_cover_the_course_stack():
     assert pins["transformers"] == "5.17.0" and pins["trl"] == "1.15.0"
 
 
-def test_table_lists_torch_and_xformers_with_purposes():
-    rows = {r.name: r for r in versions.package_table()}
-    assert "torch" in rows and "xformers" in rows
-    assert all(rows[n].purpose for n in ["torch", "unsloth", "trl", "peft", "bitsandbytes", "xformers"])
+def test_table_lists_torch_and_xformers_and_notebook_00_says_what_each_is_for():
+    import json
+
+    from helpers.paths import REPO_ROOT
+
+    names = [r.name for r in versions.package_table()]
+    assert "torch" in names and "xformers" in names
+    cells = json.loads((REPO_ROOT / "notebooks" / "00_environment_check.ipynb").read_text())["cells"]
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    described = {line.split("|")[1].strip() for line in prose.splitlines() if line.startswith("| ") and line.count("|") == 3}
+    assert [n for n in names if n not in described] == [], "notebook 00's package table misses these"
 
 
 def test_drift_names_the_package_and_the_fix(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 Each subcommand reads a :class:`tools.config.CourseConfig` (defaults, then ``--config FILE``, then
 flags), saves the resolved config as ``course_config.yaml`` beside its outputs, and calls the helpers
-that notebooks 04-06 use: ``helpers.train`` to train, ``helpers.scoring`` to answer and score.
+that notebooks 04-06 use: ``tools.train`` to train, ``helpers.scoring`` to answer and score.
 
 Example:
     course train    --config configs/tiny.yaml --max-steps 20
@@ -117,7 +117,7 @@ def load_for_inference(model_name: str, cfg: CourseConfig, placement: Placement,
     """Load a base model or an adapter folder with the training code's loader, switched to inference mode."""
     from unsloth import FastLanguageModel
 
-    from helpers.train import load_model
+    from tools.train import load_model
 
     four_bit = cfg.load_in_4bit if load_in_4bit is None else load_in_4bit
     model, tokenizer = load_model(model_name, cfg.recipe(), **placement.load_kwargs(four_bit))
@@ -202,10 +202,10 @@ def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: Cours
 # --- the subcommands -------------------------------------------------------------------------------
 
 def cmd_train(cfg: CourseConfig) -> int:
-    """Train a LoRA adapter (notebook 04's steps, through helpers.train.train_adapter)."""
+    """Train a LoRA adapter (notebook 04's steps, through tools.train.train_adapter)."""
     import dataclasses
 
-    from helpers.train import is_main_process, train_adapter
+    from tools.train import is_main_process, train_adapter
 
     placement = placement_for(cfg)
     main = is_main_process()

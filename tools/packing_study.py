@@ -38,8 +38,8 @@ def run(model: str = "tiny", out: Path = Path("outputs/packing"), modes: tuple[s
 
     from helpers.models import choose_model
     from helpers.paths import EVAL_FILE
-    from helpers.recipe import Recipe
-    from helpers.train import train_adapter
+    from tools.recipe import Recipe
+    from tools.train import train_adapter
 
     class Chosen(TrainerCallback):  # what the trainer ran with: Unsloth may turn padding_free or packing off
         flags: dict = {}

@@ -24,9 +24,9 @@ def main() -> None:
     from unsloth import FastLanguageModel
 
     from helpers.models import choose_model
-    from helpers.recipe import Recipe
+    from tools.recipe import Recipe
     from helpers.tiny import carry_sentencepiece_model
-    from helpers.train import train_adapter
+    from tools.train import train_adapter
 
     name = choose_model("tiny")
     work = Path(tempfile.mkdtemp(prefix="merge4-"))

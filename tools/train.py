@@ -1,36 +1,23 @@
-"""Train the course's LoRA adapter in one call: notebook 04's steps with ``helpers.recipe``'s numbers, for the
-``course train`` command and for notebooks 05 to 08 run alone."""
+"""Train the course's LoRA adapter in one call: notebook 04's steps with ``tools.recipe``'s numbers, for the
+``course train`` command (which notebooks 05 to 08 run when they start without an adapter) and the benchmark."""
 
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from helpers.checkpoints import last_checkpoint, resume_checkpoint, same_model
-from helpers.data import format_alpaca, load_alpaca
+from helpers.checkpoints import last_checkpoint, resume_checkpoint
+from helpers.data import format_alpaca
 from helpers.errors import check_lengths, explain_load_errors, oom_advice
 from helpers.paths import TRAIN_FILE, adapter_dir
-from helpers.recipe import Recipe
-from helpers.save import save_adapter
+from helpers.save import atomic_folder, check_adapter
+from tools.datafiles import load_alpaca
+from tools.recipe import Recipe
 
 
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of a torchrun/accelerate launch (that one writes and prints)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-
-
-def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
-    """``folder`` when it holds an adapter trained from ``model_name``, else None; says which."""
-    config = Path(folder) / "adapter_config.json"
-    if not config.exists():
-        print(f"No adapter at {folder}: training one now with notebook 04's recipe.")
-        return None
-    base = json.loads(config.read_text()).get("base_model_name_or_path")
-    if not same_model(str(base), model_name):
-        print(f"The adapter at {folder} was trained from {base!r}, not {model_name!r}: training a new one.")
-        return None
-    print(f"Using the adapter notebook 04 saved: {folder}")
-    return Path(folder)
 
 
 def load_model(model_name: str, recipe: Recipe, **kwargs):
@@ -107,3 +94,14 @@ def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | No
         os.replace(state, out.parent / "trainer_state.json")
     trainer.accelerator.wait_for_everyone()
     return out
+
+
+def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = True) -> Path:
+    """``save_pretrained`` the model and tokenizer into ``path`` all or nothing, checked before the swap."""
+    with atomic_folder(path) as tmp:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        checked = check_adapter(model, tmp, quiet=True) if check else None
+    print(f"Saved the adapter to {path}" + (f" ({checked} tensors reloaded and checked)." if check else "."))
+    return Path(path)
