@@ -1,7 +1,6 @@
 """Train the course's LoRA adapter in one call: notebook 04's steps with ``tools.recipe``'s numbers, for the
 ``course train`` command (which notebooks 05 to 08 run when they start without an adapter) and the benchmark."""
 
-import json
 import os
 from pathlib import Path
 from typing import Any
