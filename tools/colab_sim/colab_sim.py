@@ -14,7 +14,9 @@ Stages (each runs the ones before it when needed):
              cell of notebooks/00_environment_check.ipynb, executed by the simulated runtime's Python, with
              the course cloned from this repository (COURSE_REPO_URL=file://...) into COURSE_DIR.
   check      `pip check` against pip-check-accepted.txt, then every import the notebooks and helpers make.
-  notebooks  every notebooks/NN_*.ipynb under pytest --nbval-lax --nbval-current-env, COURSE_MODEL=tiny.
+  notebooks  every notebooks/NN_*.ipynb under pytest --nbval-lax --nbval-current-env, COURSE_MODEL=tiny; then
+             01-02 again with bitsandbytes, and 05 alone in a fresh output folder (its cell trains with
+             `course train`, as in a new Colab session).
 
 The build uses the standard library, pip, and (when torch cannot load without CUDA) gcc, readelf and nm.
 """
@@ -683,6 +685,24 @@ class Sim:
         if r.returncode:
             self.failures.append("cpu+bitsandbytes: notebooks 01-02 failed")
 
+    def alone(self, run: Path) -> None:
+        """Notebook 05 as a learner's fresh Colab session runs it, without notebook 04's adapter: its catch-up
+        cell runs `python -m tools.cli train` on Colab's Python and pins, then the lesson uses that adapter."""
+        py = str(run / "venv" / "bin" / "python")
+        out = run / "alone-outputs"
+        shutil.rmtree(out, ignore_errors=True)
+        name = "05_fast_inference.ipynb"
+        shutil.copy(run / "content" / "course" / "notebooks" / name, run / "content" / name)
+        r = subprocess.run([py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
+                            name], cwd=run / "content", env={**self.env(run), "COURSE_OUTPUT": str(out)},
+                           capture_output=True, text=True)
+        (run / "alone.log").write_text(r.stdout + r.stderr)
+        trained = (out / "train_metrics.json").is_file()  # written by `course train`, so the catch-up ran
+        log("notebook 05 without an adapter (its cell runs `course train`): " + (
+            "passed" if r.returncode == 0 and trained else f"FAILED (log: {run / 'alone.log'})\n" + r.stdout[-2000:]))
+        if r.returncode or not trained:
+            self.failures.append("alone: notebook 05 without an adapter failed")
+
     def timed(self, name, fn, *args):
         start = time.monotonic()
         try:
@@ -771,6 +791,7 @@ def main(argv=None) -> int:
                 sim.timed("notebooks", sim.notebooks, run)
                 if not args.notebook:
                     sim.timed("cpu+bitsandbytes", sim.with_bitsandbytes, run)
+                    sim.timed("05 alone", sim.alone, run)
     except StageFailed as e:
         log(f"FAILED: {e}")
     log("\nstage times: " + ", ".join(f"{n} {s:.1f} s" for n, s in sim.times)
