@@ -78,7 +78,7 @@ def atomic_folder(path: str | Path):
 
 def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
     """``folder`` when it holds an adapter trained from ``model_name``, else None; says which."""
-    config = Path(folder) / "adapter_config.json"
+    config = Path(folder) / CONFIG_FILE
     if not config.exists():
         print(f"No adapter at {folder}: training one now with notebook 04's recipe.")
         return None

@@ -18,7 +18,6 @@ REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
 GPU_ONLY = {"bitsandbytes", "torchao"}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
 
 
-
 @dataclass
 class PackageRow:
     name: str

@@ -44,15 +44,14 @@ import torch
 from helpers import save as save_mod
 from helpers import versions
 from helpers.data import DataError, format_alpaca
-from tools.datafiles import load_alpaca
 from helpers.errors import EmptyDatasetError, ModelLoadError, check_lengths, explain_model_name, oom_advice
 from helpers.models import choose_model
 from helpers.paths import TRAIN_FILE
-from tools.recipe import Recipe
 from helpers.save import SaveError
-from tools.train import save_adapter
 from helpers.secrets import MissingTokenError, Token, hf_token
-from tools.train import add_lora, load_model, make_trainer, train_adapter
+from tools.datafiles import load_alpaca
+from tools.recipe import Recipe
+from tools.train import add_lora, load_model, make_trainer, save_adapter, train_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hf_" + "q7XbR2" * 6  # looks like a real token

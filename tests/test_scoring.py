@@ -11,11 +11,11 @@ import math
 import pytest
 
 from helpers.data import prompt_for
-from tools.datafiles import load_alpaca
 from helpers.paths import EVAL_FILE
 from helpers.scoring import (CHECKERS, OVERALL, Report, answer_token_budget, checker_for, commonest_answers,
                              compare, field_accuracy,
                              is_json_task, normalize, parse_json_object, same_json, same_text, score)
+from tools.datafiles import load_alpaca
 
 
 def rec(output, family, instruction="Do it.", input_text=""):
@@ -219,8 +219,8 @@ def test_no_max_length_warning_when_the_config_sets_one(tiny, caller):
     """Unsloth on a GPU sets ``generation_config.max_length`` to the context size; generating must not warn per call."""
     from transformers.utils import logging as hf_logging
 
-    from tools.cli import greedy
     from helpers.scoring import generate_answers
+    from tools.cli import greedy
 
     model, tokenizer = tiny
     records = list(load_alpaca(EVAL_FILE, extra_keys=["family"]).select(range(3)))

@@ -21,8 +21,8 @@ def main() -> None:
 
     from helpers.models import choose_model
     from helpers.paths import EVAL_FILE, TRAIN_FILE
-    from tools.recipe import TARGET_MODULES
     from helpers.scoring import answer_token_budget, generate_answers, score
+    from tools.recipe import TARGET_MODULES
 
     model, tok = FastLanguageModel.from_pretrained(choose_model("tiny"), max_seq_length=2048, dtype=None, load_in_4bit=True)
     tok = get_chat_template(tok, chat_template="llama-3")

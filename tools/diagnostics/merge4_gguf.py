@@ -24,8 +24,8 @@ def main() -> None:
     from unsloth import FastLanguageModel
 
     from helpers.models import choose_model
-    from tools.recipe import Recipe
     from helpers.tiny import carry_sentencepiece_model
+    from tools.recipe import Recipe
     from tools.train import train_adapter
 
     name = choose_model("tiny")
