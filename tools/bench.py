@@ -66,6 +66,9 @@ class BenchConfig:
     model_dir: Path | None = None
     gradient_checkpointing: Literal["unsloth", "true", "false"] = "unsloth"
     """Unsloth path: "unsloth" (offloaded, the course default), "true" (standard), "false" (none)"""
+    padding_free: Literal["auto", "true", "false"] = "auto"
+    """Unsloth path: SFTConfig's padding_free. "auto" leaves it unset, so Unsloth decides (padding-free on an H100).
+    The benchmark's rows are full, so neither choice pads; "false" gives Unsloth's compiled-block path."""
     hf_attention: str = "sdpa"
     """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
     configs: tuple[str, ...] = ()
@@ -235,7 +238,8 @@ def _load_unsloth(cfg: BenchConfig, model_dir: Path):
     recipe = replace(Recipe(), max_seq_length=cfg.seq_len, r=cfg.r, lora_alpha=cfg.r,
                      use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing])
     model, tokenizer = load_model(str(model_dir), recipe)
-    return add_lora(model, recipe), tokenizer, {}
+    extra = {} if cfg.padding_free == "auto" else {"padding_free": cfg.padding_free == "true"}
+    return add_lora(model, recipe), tokenizer, extra
 
 
 def _load_hf(cfg: BenchConfig, model_dir: Path):
@@ -360,7 +364,8 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
              "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s (batch 1) | "
              "of the bandwidth bound | generate tokens/s (batch 32) | load s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing})",
+    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing}, "
+                        f"padding_free {cfg.padding_free})",
              "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
     for r in results:
         if "error" in r:
