@@ -69,3 +69,24 @@ def test_decode_bound_is_bandwidth_over_the_4bit_weights():
     bound = bench.decode_bound(bench.ARCH["8b"], "NVIDIA H100 80GB HBM3")
     assert bound == pytest.approx(3.35e12 / llama_weight_memory(bench.ARCH["8b"]).bytes_4bit)
     assert 550 < bound < 620 and bench.decode_bound(bench.ARCH["8b"], "some other GPU") is None
+
+
+def test_token_counter_counts_rows_in_order():
+    counter = bench.TokenCounter(lambda features: len(features))
+    assert counter([{"input_ids": [1, 2, 3]}, {"input_ids": [4]}]) == 2
+    counter([{"input_ids": [5] * 10}])
+    assert counter.rows(1, 1) == [10] and counter.rows(0, 2) == [3, 1, 10]
+    with pytest.raises(RuntimeError, match="saw 2 micro-batches, 3 needed"):
+        counter.rows(1, 2)
+
+
+def test_tiny_benchmark_on_the_course_rows(tmp_path):
+    cmd = [sys.executable, "-m", "tools.bench", "--size", "tiny", "--data", "course", "--timed-steps", "2",
+           "--warmup-steps", "1", "--new-tokens", "4", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    # both paths trained the same rows (same seed, same order), far shorter than seq_len: counted, not assumed
+    lengths = {r["mean_row_tokens"] for r in results}
+    assert len(lengths) == 1 and 20 < lengths.pop() < 2048
+    assert "the course's own rows" in (tmp_path / "bench.md").read_text()

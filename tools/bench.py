@@ -69,6 +69,9 @@ class BenchConfig:
     padding_free: Literal["auto", "true", "false"] = "auto"
     """Unsloth path: SFTConfig's padding_free. "auto" leaves it unset, so Unsloth decides (padding-free on an H100).
     The benchmark's rows are full, so neither choice pads; "false" gives Unsloth's compiled-block path."""
+    data: Literal["packed", "course"] = "packed"
+    """packed: the course text in full seq_len rows (the benchmark's workload); course: the course's own rows, one
+    example each, as notebook 04 trains on them (tokens/s then counts the rows' tokens, no padding)"""
     hf_attention: str = "sdpa"
     """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
     configs: tuple[str, ...] = ()
@@ -178,6 +181,37 @@ def packed_dataset(tokenizer, cfg: BenchConfig):
     stream = (ids * (needed // len(ids) + 1))[:needed]
     blocks = [stream[i:i + cfg.seq_len] for i in range(0, needed, cfg.seq_len)]
     return Dataset.from_dict({"input_ids": blocks})
+
+
+def course_rows(tokenizer, cfg: BenchConfig):
+    """The course's training rows as notebook 04 formats them (Alpaca text + EOS), enough for every step, in file order."""
+    from datasets import Dataset
+
+    from helpers.data import format_alpaca, read_records
+
+    records = read_records(TRAIN_FILE)
+    needed = cfg.batch * cfg.grad_accum * (cfg.warmup_steps + cfg.timed_steps)
+    texts = [format_alpaca(records[i % len(records)], tokenizer.eos_token)["text"] for i in range(needed)]
+    return Dataset.from_dict({"text": texts})
+
+
+class TokenCounter:
+    """Wraps a data collator and records each micro-batch's row lengths (tokens before any padding), in order."""
+
+    def __init__(self, collator):
+        self.collator, self.batches = collator, []
+
+    def __call__(self, features):
+        self.batches.append([len(f["input_ids"]) for f in features])
+        return self.collator(features)
+
+    def rows(self, first_batch: int, n_batches: int) -> list[int]:
+        """Row lengths of micro-batches ``first_batch`` .. ``first_batch + n_batches - 1``."""
+        got = self.batches[first_batch:first_batch + n_batches]
+        if len(got) < n_batches:
+            raise RuntimeError(f"the collator saw {len(self.batches)} micro-batches, {first_batch + n_batches} needed: "
+                               "the trainer did not use the counted collator")
+        return [n for batch in got for n in batch]
 
 
 # ------------------------------------------------------------------------------------------ worker
@@ -333,15 +367,20 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     load_seconds = time.perf_counter() - load_start
     timer = StepTimer()
     trainer_cls = SFTTrainer if gpu or path == "unsloth" else _cpu_sft_trainer()
-    trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=packed_dataset(tokenizer, cfg),
-                         args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
+    data = packed_dataset(tokenizer, cfg) if cfg.data == "packed" else course_rows(tokenizer, cfg)
+    trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=data,
+                          args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
+    counter = trainer.data_collator = TokenCounter(trainer.data_collator)
     trainer.train()
     seconds = timer.times[-1] - timer.times[cfg.warmup_steps]  # steps warmup+1 .. the last
-    tokens_per_s = cfg.timed_steps * cfg.tokens_per_step / seconds
+    rows = counter.rows(cfg.warmup_steps * cfg.grad_accum, cfg.timed_steps * cfg.grad_accum)
+    tokens_per_s = sum(rows) / seconds
+    # attention costs each token its row's length: the token-weighted mean length stands for seq_len in the FLOPs
+    attended = sum(n * n for n in rows) / sum(rows)
     peak = torch.cuda.max_memory_reserved() / 1024**3 if gpu else None
     gpu_name = torch.cuda.get_device_name(0) if gpu else None
     tflops = peak_tflops(gpu_name)
-    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], cfg.seq_len, cfg.r) / (tflops * 1e12) if tflops else None
+    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r) / (tflops * 1e12) if tflops else None
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     gen = _generation_speed(model, tokenizer, cfg, path)
     batched = _batched_generation_speed(model, tokenizer)
@@ -349,6 +388,7 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     return dict(generate_batch32_tokens_per_s=round(batched, 1),
                 decode_bound_tokens_per_s=None if bound is None else round(bound, 1), path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,
                 seconds_per_step=round(seconds / cfg.timed_steps, 3), train_tokens_per_s=round(tokens_per_s, 1),
+                data=cfg.data, mean_row_tokens=round(sum(rows) / len(rows), 1),
                 peak_reserved_gib=None if peak is None else round(peak, 2), mfu=None if mfu is None else round(mfu, 4),
                 first_loss=losses[0], last_loss=losses[-1], generate_tokens_per_s=round(gen, 1))
 
@@ -357,7 +397,9 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
 
 def report(cfg: BenchConfig, results: list[dict]) -> str:
     """A Markdown table of the results, with the ratios Unsloth / plain where both ran."""
-    lines = [f"Workload: size={cfg.size}, seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
+    rows = ("the course text packed into full rows" if cfg.data == "packed" else
+            f"the course's own rows (mean {results[0].get('mean_row_tokens', '?')} tokens; tokens/s counts no padding)")
+    lines = [f"Workload: size={cfg.size}, {rows}, max seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
              f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
              f"generation: batch 1, {cfg.new_tokens} new tokens, and 32 held-out questions at once, 16 new tokens. "
              f"GPU: {results[0].get('gpu') or 'none (CPU)'}",
