@@ -19,6 +19,9 @@ def test_flops_formula_for_llama3_8b():
     # LoRA on a frozen base (the benchmark): no weight gradients for the base, full cost for the adapters
     assert bench.flops_per_token(arch, 2048) == 4 * non_embedding + 6 * 41_943_040 + 12 * 32 * 4096 * 2048
     assert bench.flops_per_token(arch, 2048, lora_r=None) == 6 * non_embedding + 12 * 32 * 4096 * 2048
+    # with checkpointing the GPU runs one more forward pass: 2 FLOPs per weight and adapter weight, 4 L H S
+    assert (bench.flops_per_token(arch, 2048, recompute=True) - bench.flops_per_token(arch, 2048)
+            == 2 * non_embedding + 2 * 41_943_040 + 4 * 32 * 4096 * 2048)
 
 
 def test_peak_lookup():

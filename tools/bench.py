@@ -13,7 +13,8 @@ token are ``4 * N + 6 * N_lora + 12 * L * H * S`` (``flops_per_token``): the fro
 forward and 2N backward (gradients for the activations only, none for the weights), the adapters a
 full 6 per parameter, and the attention scores the PaLM paper's 12 L H S, which no freezing changes
 because attention has no weights. Full fine-tuning would be 6N + 12 L H S. It counts neither
-gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure.
+gradient-checkpointing recomputation nor dequantisation, so it is a like-for-like figure. HFU adds the
+recomputed forward pass of gradient checkpointing (``flops_per_token(..., recompute=True)``): the FLOPs the GPU ran.
 
 Examples:
     python -m tools.bench --size tiny                      # CPU, seconds: proves the script works
@@ -87,7 +88,7 @@ class BenchConfig:
         return self.batch * self.grad_accum * self.seq_len
 
 
-def flops_per_token(arch: dict, seq_len: int, lora_r: int | None = 16) -> float:
+def flops_per_token(arch: dict, seq_len: float, lora_r: int | None = 16, recompute: bool = False) -> float:
     """Model FLOPs per trained token, N counting the decoder's linear weights (no embedding or head).
 
     With LoRA (``lora_r`` a rank, the benchmark's case) the base is frozen: each frozen weight costs
@@ -95,18 +96,21 @@ def flops_per_token(arch: dict, seq_len: int, lora_r: int | None = 16) -> float:
     so 4N; each of the ``N_lora`` adapter weights costs the usual 6; the attention scores and their
     use (QK^T and PV, 4 L H S forward) have no weights, so their backward is twice their forward
     whatever is frozen: 12 L H S, as in the PaLM paper. ``lora_r=None`` gives full fine-tuning,
-    6N + 12 L H S. Gradient-checkpointing recomputation is not counted (these are model FLOPs).
+    6N + 12 L H S. Gradient-checkpointing recomputation is not counted (these are model FLOPs) unless
+    ``recompute``: then one more forward pass, 2N + 2 N_lora + 4 L H S, the hardware FLOPs behind HFU.
     """
     h, L, i = arch["hidden_size"], arch["num_hidden_layers"], arch["intermediate_size"]
     kv = h * arch["num_key_value_heads"] // arch["num_attention_heads"]
     per_layer = h * h * 2 + h * kv * 2 + 3 * h * i  # q, o; k, v; gate, up, down
     n = L * per_layer
     attention = 12 * L * h * seq_len
-    if lora_r is None:
-        return 6 * n + attention
-    from helpers.memory import lora_parameters
+    n_lora = 0
+    if lora_r is not None:
+        from helpers.memory import lora_parameters
 
-    return 4 * n + 6 * lora_parameters(arch, lora_r) + attention
+        n_lora = lora_parameters(arch, lora_r)
+    model = (6 * n if lora_r is None else 4 * n + 6 * n_lora) + attention
+    return model + (2 * n + 2 * n_lora + 4 * L * h * seq_len if recompute else 0)
 
 
 def peak_tflops(gpu_name: str | None, table: dict = PEAK_BF16_TFLOPS) -> float | None:
@@ -381,6 +385,8 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     gpu_name = torch.cuda.get_device_name(0) if gpu else None
     tflops = peak_tflops(gpu_name)
     mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r) / (tflops * 1e12) if tflops else None
+    recompute = path == "hf" or cfg.gradient_checkpointing != "false"  # the plain path always checkpoints
+    hfu = tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r, recompute) / (tflops * 1e12) if tflops else None
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     gen = _generation_speed(model, tokenizer, cfg, path)
     batched = _batched_generation_speed(model, tokenizer)
@@ -390,6 +396,7 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
                 seconds_per_step=round(seconds / cfg.timed_steps, 3), train_tokens_per_s=round(tokens_per_s, 1),
                 data=cfg.data, mean_row_tokens=round(sum(rows) / len(rows), 1),
                 peak_reserved_gib=None if peak is None else round(peak, 2), mfu=None if mfu is None else round(mfu, 4),
+                hfu=None if hfu is None else round(hfu, 4),
                 first_loss=losses[0], last_loss=losses[-1], generate_tokens_per_s=round(gen, 1))
 
 
@@ -403,7 +410,7 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
              f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
              f"generation: batch 1, {cfg.new_tokens} new tokens, and 32 held-out questions at once, 16 new tokens. "
              f"GPU: {results[0].get('gpu') or 'none (CPU)'}",
-             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU | generate tokens/s (batch 1) | "
+             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU / HFU | generate tokens/s (batch 1) | "
              "of the bandwidth bound | generate tokens/s (batch 32) | load s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing}, "
@@ -413,7 +420,7 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
         if "error" in r:
             lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | | | |")
             continue
-        mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f} %"
+        mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f} % / {100 * r['hfu']:.1f} %"
         peak = "-" if r["peak_reserved_gib"] is None else r["peak_reserved_gib"]
         bound = r.get("decode_bound_tokens_per_s")
         share = f"{100 * r['generate_tokens_per_s'] / bound:.1f} % of {bound:.0f}" if bound else "-"
