@@ -85,7 +85,7 @@ def test_token_counter_counts_rows_in_order():
 
 def test_tiny_benchmark_on_the_course_rows(tmp_path):
     cmd = [sys.executable, "-m", "tools.bench", "--size", "tiny", "--data", "course", "--timed-steps", "2",
-           "--warmup-steps", "1", "--new-tokens", "4", "--out", str(tmp_path)]
+           "--warmup-steps", "1", "--new-tokens", "4", "--profile-step", "2", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "bench.json").read_text())["results"]
@@ -93,3 +93,17 @@ def test_tiny_benchmark_on_the_course_rows(tmp_path):
     lengths = {r["mean_row_tokens"] for r in results}
     assert len(lengths) == 1 and 20 < lengths.pop() < 2048
     assert "the course's own rows" in (tmp_path / "bench.md").read_text()
+    for path in ("unsloth", "hf"):  # the profiler ran over step 2 (a CPU has no GPU kernels to sum)
+        assert (tmp_path / f"profile-{path}.md").read_text().startswith("One step: ")
+
+
+def test_kernel_kinds_from_names():
+    assert bench.kernel_kind("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64") == "matrix multiply"
+    assert bench.kernel_kind("nvjet_tst_192x192_64x3_1x2_h_bz_coopA_NNT") == "matrix multiply"
+    assert bench.kernel_kind("flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4>>") == "attention"
+    assert bench.kernel_kind("void kDequantizeBlockwise<__nv_bfloat16, 512, 64, 8, 2>") == "4-bit dequantize"
+    assert bench.kernel_kind("Memcpy DtoH (Device -> Pinned)") == "memory copy"
+    assert bench.kernel_kind("triton_poi_fused_add_mul_0") == "fused (Triton: inductor, Unsloth)"
+    assert bench.kernel_kind("_rms_layernorm_forward") == "fused (Triton: inductor, Unsloth)"
+    assert bench.kernel_kind("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>") \
+        != "matrix multiply"

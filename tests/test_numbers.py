@@ -309,6 +309,27 @@ def test_benchmarks_mfu_column_is_recomputed_from_tokens_per_second():
     assert f"overstated MFU by {round(100 * (old / per_token - 1))} %" in flat
 
 
+def test_benchmarks_mfu_and_hfu_pairs_are_recomputed_from_tokens_per_second():
+    """Rows with 'MFU / HFU' cells (both paths) agree with flops_per_token, without and with the recomputed forward."""
+    model = flops_per_token(LLAMA3_8B, 2048, lora_r=16)
+    hardware = flops_per_token(LLAMA3_8B, 2048, lora_r=16, recompute=True)
+    peak = PEAK_BF16_TFLOPS["H100"] * 1e12
+    rows = [line for line in (DOCS / "benchmarks.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and line.count(" % / ") == 2]
+    assert len(rows) == 4
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        tokens = [float(c.replace(",", "").strip("*")) for c in cells[2:4]]
+        pairs = [c for c in cells if " % / " in c]
+        for t, pair in zip(tokens, pairs):
+            assert pair == f"{100 * t * model / peak:.1f} % / {100 * t * hardware / peak:.1f} %", line
+        assert cells[4].strip("*") == f"{tokens[0] / tokens[1]:.2f}x", line
+    assert f"{hardware:.2e} per token against the model's {model:.2e}".replace("e+", "e") in page("benchmarks.md")
+    plain = 5702.5  # the plain path's tokens/s in the 8x1 padded row
+    assert f"{plain:,} tokens/s means {2 * plain:,.0f} tokens/s, {100 * 2 * plain * hardware / peak:.1f} % HFU" in page(
+        "benchmarks.md")
+
+
 # -------------------------------------------------------------------------------- repetition_penalty
 
 def test_repetition_penalty_penalises_prompt_tokens():

@@ -75,6 +75,8 @@ class BenchConfig:
     example each, as notebook 04 trains on them (tokens/s then counts the rows' tokens, no padding)"""
     hf_attention: str = "sdpa"
     """attention for the plain path: sdpa, or flash_attention_2 where flash-attn is installed"""
+    profile_step: int = 0
+    """if > 0, profile that training step's GPU kernels (torch.profiler) and write profile-PATH.md: time per kind"""
     configs: tuple[str, ...] = ()
     """a sweep: BATCHxACCUM:CHECKPOINTING items (e.g. 2x4:unsloth 8x1:unsloth), both paths for each, one ratio each"""
 
@@ -252,6 +254,79 @@ class StepTimer:
             torch.cuda.synchronize()
 
 
+KERNEL_KINDS = [  # (kind, pattern on the kernel's name), first match wins
+    ("matrix multiply", r"gemm|cutlass|xmma|nvjet|cublas|matmul|wgmma"),
+    ("attention", r"flash|fmha|attention|sdpa"),
+    ("4-bit dequantize", r"dequant|quantize|nf4|4bit"),
+    ("memory copy", r"memcpy|memset|copy"),
+    ("fused (Triton: inductor, Unsloth)", r"^triton|^_"),
+]
+
+
+def kernel_kind(name: str) -> str:
+    """The kind of a GPU kernel, from its name (``KERNEL_KINDS``), else 'other (elementwise, reductions)'."""
+    import re
+
+    for kind, pattern in KERNEL_KINDS:
+        if re.search(pattern, name, re.IGNORECASE):
+            return kind
+    return "other (elementwise, reductions)"
+
+
+class StepProfiler:
+    """A TrainerCallback that runs torch.profiler over training step ``step`` (1-based) and sums kernel time by kind."""
+
+    def __init__(self, step: int):
+        from transformers import TrainerCallback
+
+        profiler = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if state.global_step + 1 == step:
+                    profiler.start()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == step:
+                    profiler.stop()
+
+        self.callback, self.prof, self.wall = _Callback(), None, 0.0
+
+    def start(self) -> None:
+        import torch
+
+        StepTimer.sync()
+        self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
+                                                       torch.profiler.ProfilerActivity.CUDA])
+        self.prof.__enter__()
+        self.wall = time.perf_counter()
+
+    def stop(self) -> None:
+        StepTimer.sync()
+        self.wall = time.perf_counter() - self.wall
+        self.prof.__exit__(None, None, None)
+
+    def table(self, top: int = 15) -> str:
+        """Kernel time by kind and the ``top`` kernels, as Markdown."""
+        from torch.autograd import DeviceType
+
+        kernels: dict[str, float] = {}
+        for event in self.prof.events():
+            if event.device_type == DeviceType.CUDA:
+                kernels[event.name] = kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1e6
+        kinds: dict[str, float] = {}
+        for name, seconds in kernels.items():
+            kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + seconds
+        total = sum(kinds.values())
+        lines = [f"One step: {self.wall:.3f} s of wall time, {total:.3f} s of kernel time (all streams).", "",
+                 "| kind | kernel s | share of kernel time |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {v:.3f} | {100 * v / total:.1f} % |" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
+        lines += ["", "| kernel | kind | s |", "| --- | --- | ---: |"]
+        lines += [f"| `{n[:90]}` | {kernel_kind(n)} | {v:.3f} |"
+                  for n, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:top]]
+        return "\n".join(lines) + "\n"
+
+
 def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
     import torch
     from trl import SFTConfig
@@ -375,7 +450,12 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=data,
                           args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
     counter = trainer.data_collator = TokenCounter(trainer.data_collator)
+    profiler = StepProfiler(cfg.profile_step) if cfg.profile_step else None
+    if profiler:
+        trainer.add_callback(profiler.callback)
     trainer.train()
+    if profiler:
+        (cfg.out / f"profile-{path}.md").write_text(profiler.table())
     seconds = timer.times[-1] - timer.times[cfg.warmup_steps]  # steps warmup+1 .. the last
     rows = counter.rows(cfg.warmup_steps * cfg.grad_accum, cfg.timed_steps * cfg.grad_accum)
     tokens_per_s = sum(rows) / seconds
