@@ -101,6 +101,8 @@ def test_kernel_kinds_from_names():
     assert bench.kernel_kind("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64") == "matrix multiply"
     assert bench.kernel_kind("nvjet_tst_192x192_64x3_1x2_h_bz_coopA_NNT") == "matrix multiply"
     assert bench.kernel_kind("flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4>>") == "attention"
+    assert bench.kernel_kind("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26_64x64x128") == "attention"
+    assert bench.kernel_kind("triton_poi_fused__to_copy_add_mul_rsub_sigmoid_2") == "fused (Triton: inductor, Unsloth)"
     assert bench.kernel_kind("void kDequantizeBlockwise<__nv_bfloat16, 512, 64, 8, 2>") == "4-bit dequantize"
     assert bench.kernel_kind("Memcpy DtoH (Device -> Pinned)") == "memory copy"
     assert bench.kernel_kind("triton_poi_fused_add_mul_0") == "fused (Triton: inductor, Unsloth)"

@@ -254,12 +254,12 @@ class StepTimer:
             torch.cuda.synchronize()
 
 
-KERNEL_KINDS = [  # (kind, pattern on the kernel's name), first match wins
-    ("matrix multiply", r"gemm|cutlass|xmma|nvjet|cublas|matmul|wgmma"),
-    ("attention", r"flash|fmha|attention|sdpa"),
-    ("4-bit dequantize", r"dequant|quantize|nf4|4bit"),
-    ("memory copy", r"memcpy|memset|copy"),
+KERNEL_KINDS = [  # (kind, pattern on the kernel's name), first match wins: cuDNN's attention kernels use wgmma,
+    ("attention", r"flash|fmha|attention|sdpa"),  # and inductor names a kernel after every op it fuses ("_to_copy")
     ("fused (Triton: inductor, Unsloth)", r"^triton|^_"),
+    ("4-bit dequantize", r"dequant|quantize|nf4|4bit"),
+    ("matrix multiply", r"gemm|cutlass|xmma|nvjet|cublas|matmul|wgmma"),
+    ("memory copy", r"memcpy|memset|copy"),
 ]
 
 
