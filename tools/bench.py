@@ -311,8 +311,9 @@ class StepProfiler:
         from torch.autograd import DeviceType
 
         kernels: dict[str, float] = {}
-        for event in self.prof.events():
-            if event.device_type == DeviceType.CUDA:
+        for event in self.prof.events():  # kernels and copies; not annotations such as "Optimizer.step#AdamW.step"
+            if event.device_type == DeviceType.CUDA and not getattr(event, "is_user_annotation", False) \
+                    and "#" not in event.name:
                 kernels[event.name] = kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1e6
         kinds: dict[str, float] = {}
         for name, seconds in kernels.items():
