@@ -19,6 +19,9 @@ recomputed forward pass of gradient checkpointing (``flops_per_token(..., recomp
 Examples:
     python -m tools.bench --size tiny                      # CPU, seconds: proves the script works
     python -m tools.bench --size 8b --timed-steps 20       # a GPU with >= 24 GB to hold both runs
+    python -m tools.bench --size 8b --configs 2x4:unsloth 8x1:unsloth --padding-free false   # a sweep, one ratio each
+    python -m tools.bench --size 8b --data course          # the course's own short rows instead of packed ones
+    python -m tools.bench --size 8b --paths unsloth --profile-step 4   # where one step's GPU time goes
 """
 
 from __future__ import annotations
