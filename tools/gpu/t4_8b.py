@@ -3,7 +3,7 @@ notebooks 01 to 04 do: memory after the 4-bit load beside helpers.memory's table
 peak over a few steps of notebook 04's recipe on the course data, or on full 2,048-token rows (--packed).
 Run it inside tools/t4_envelope (PYTHONPATH) to check a T4's float16 and 15 GiB.
 
-    python tools/gpu/t4_8b.py --model-dir /tmp/m8b --steps 10 --out /tmp/t4-8b.json [--packed]
+    python tools/gpu/t4_8b.py --model-dir /tmp/m8b --steps 10 --out /tmp/t4-8b.json [--packed] [--batch 8 --grad-accum 1]
 """
 
 import argparse
@@ -16,7 +16,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--packed", action="store_true", help="rows of 2,048 tokens (the course text packed), batch 2 x 4")
+    parser.add_argument("--packed", action="store_true", help="rows of 2,048 tokens (the course text packed)")
+    parser.add_argument("--batch", type=int, default=2, help="per-device batch (the recipe: 2)")
+    parser.add_argument("--grad-accum", type=int, default=4, help="gradient accumulation steps (the recipe: 4)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -47,18 +49,20 @@ def main() -> None:
     if args.packed:
         from tools.bench import BenchConfig, packed_dataset
 
-        dataset = packed_dataset(tokenizer, BenchConfig(seq_len=2048, batch=2, grad_accum=4, warmup_steps=0,
+        dataset = packed_dataset(tokenizer, BenchConfig(seq_len=2048, batch=args.batch, grad_accum=args.grad_accum, warmup_steps=0,
                                                          timed_steps=args.steps))
     else:
         dataset = load_dataset("json", data_files=str(TRAIN_FILE), split="train")
         dataset = dataset.map(lambda e: format_alpaca(e, tokenizer.eos_token))
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, args=SFTConfig(
-        dataset_text_field="text", max_length=2048, per_device_train_batch_size=2, gradient_accumulation_steps=4,
+        dataset_text_field="text", max_length=2048, per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=args.grad_accum,
         warmup_steps=5, max_steps=args.steps, learning_rate=2e-4, logging_steps=1, optim="adamw_8bit",
         weight_decay=0.001, lr_scheduler_type="linear", seed=3407, output_dir="/tmp/t4-8b-run", save_strategy="no",
         report_to="none"))
     stats = trainer.train()
     result.update(fp16=trainer.args.fp16, bf16=trainer.args.bf16, steps=args.steps, packed=args.packed,
+                  batch=f"{args.batch} x {args.grad_accum}",
                   train_seconds=round(stats.metrics["train_runtime"], 1),
                   peak_reserved_gib=round(torch.cuda.max_memory_reserved() / GIB, 3),
                   peak_allocated_gib=round(torch.cuda.max_memory_allocated() / GIB, 3),
