@@ -330,6 +330,30 @@ def test_benchmarks_mfu_and_hfu_pairs_are_recomputed_from_tokens_per_second():
         "benchmarks.md")
 
 
+def test_batch_shape_speedup_is_the_ratio_of_the_course_row_runs():
+    """Notebook 04 and the commands page teach 8 x 1 against 2 x 4 on the course rows: their ratio, memory difference
+    and T4-envelope peak are the benchmarks and validation pages' recorded figures."""
+    rows = {}
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    section = text[text.index("**The course's own rows**"):]
+    for line in section[:section.index("\n\n", section.index("| config |"))].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| 2x4:") or line.startswith("| 8x1:"):
+            rows[cells[0].split()[0]] = (float(cells[1].replace(",", "")), float(cells[4]))
+    assert set(rows) == {"2x4:unsloth", "8x1:unsloth"}
+    (slow, slow_gib), (fast, fast_gib) = rows["2x4:unsloth"], rows["8x1:unsloth"]
+    speedup, extra = f"{fast / slow:.2f}x", f"{fast_gib - slow_gib:.1f} GiB"
+    envelope = re.search(r"course data, batch 8 x 1 .*? \| ([\d.]+) GiB \| 10 steps", (DOCS / "validation.md").read_text())
+    peak = f"{float(envelope.group(1)):.2f} GiB"
+    cells = json.loads((ROOT / "notebooks" / "04_sft_training.ipynb").read_text())["cells"]
+    notebook = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert f"the 8B shape trained them {speedup} faster as 8 x 1, for {extra} more memory" in notebook
+    assert f"8 x 1 peaked at {peak}" in notebook
+    commands = page("commands.md")
+    assert f"{speedup} faster on one H100 ({fast:,} against {slow:,} tokens/s) for {extra} more" in commands
+    assert f"8 x 1 peaked at {peak} on the course rows" in commands
+
+
 # -------------------------------------------------------------------------------- repetition_penalty
 
 def test_repetition_penalty_penalises_prompt_tokens():
