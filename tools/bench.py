@@ -177,15 +177,20 @@ def build_random_model(cfg: BenchConfig) -> Path:
     return out
 
 
+def course_texts(tokenizer) -> list[str]:
+    """The course's training set as notebook 04 formats it: the Alpaca prompt filled in, plus EOS, one per record."""
+    from helpers.data import format_alpaca, read_records
+
+    return [format_alpaca(record, tokenizer.eos_token)["text"] for record in read_records(TRAIN_FILE)]
+
+
 def packed_dataset(tokenizer, cfg: BenchConfig):
     """Real text (the course's training set in Alpaca format) packed into full ``seq_len`` blocks."""
     from datasets import Dataset
 
-    from helpers.data import format_alpaca, read_records
-
     ids: list[int] = []
-    for record in read_records(TRAIN_FILE):
-        ids += tokenizer(format_alpaca(record, tokenizer.eos_token)["text"], add_special_tokens=False)["input_ids"]
+    for text in course_texts(tokenizer):
+        ids += tokenizer(text, add_special_tokens=False)["input_ids"]
     needed = cfg.tokens_per_step * (cfg.warmup_steps + cfg.timed_steps)
     stream = (ids * (needed // len(ids) + 1))[:needed]
     blocks = [stream[i:i + cfg.seq_len] for i in range(0, needed, cfg.seq_len)]
@@ -196,12 +201,9 @@ def course_rows(tokenizer, cfg: BenchConfig):
     """The course's training rows as notebook 04 formats them (Alpaca text + EOS), enough for every step, in file order."""
     from datasets import Dataset
 
-    from helpers.data import format_alpaca, read_records
-
-    records = read_records(TRAIN_FILE)
+    texts = course_texts(tokenizer)
     needed = cfg.batch * cfg.grad_accum * (cfg.warmup_steps + cfg.timed_steps)
-    texts = [format_alpaca(records[i % len(records)], tokenizer.eos_token)["text"] for i in range(needed)]
-    return Dataset.from_dict({"text": texts})
+    return Dataset.from_dict({"text": [texts[i % len(texts)] for i in range(needed)]})
 
 
 class TokenCounter:
@@ -301,13 +303,13 @@ class StepProfiler:
         StepTimer.sync()
         self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
                                                        torch.profiler.ProfilerActivity.CUDA])
-        self.prof.__enter__()
+        self.prof.start()
         self.wall = time.perf_counter()
 
     def stop(self) -> None:
         StepTimer.sync()
         self.wall = time.perf_counter() - self.wall
-        self.prof.__exit__(None, None, None)
+        self.prof.stop()
 
     def table(self, top: int = 15) -> str:
         """Kernel time by kind and the ``top`` kernels, as Markdown."""
@@ -320,7 +322,8 @@ class StepProfiler:
                 kernels[event.name] = kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1e6
         kinds: dict[str, float] = {}
         for name, seconds in kernels.items():
-            kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + seconds
+            kind = kernel_kind(name)
+            kinds[kind] = kinds.get(kind, 0.0) + seconds
         total = sum(kinds.values())
         lines = [f"One step: {self.wall:.3f} s of wall time, {total:.3f} s of kernel time (all streams).", "",
                  "| kind | kernel s | share of kernel time |", "| --- | ---: | ---: |"]
