@@ -5,7 +5,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 timeout 200 python3 -m accelerate.commands.launch --multi_gpu --num_processes 2 -m tools.cli train \
   --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress --max-steps ${STEPS:-6} --packing \
   --use-gradient-checkpointing True --output-dir /tmp/two-packed > "$OUT/ddp-packed-2gpu.log" 2>&1

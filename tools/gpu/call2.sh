@@ -6,7 +6,6 @@ set -uo pipefail
 source tools/gpu/common.sh
 SECONDS=0
 ensure_8b
-echo "8B model ready after $SECONDS s" >> "$OUT/build.log"
 bench() { python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 8 --warmup-steps 2 --new-tokens 128 "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0
   PYTHONPATH=$PWD/tools/t4_envelope:$PWD:/tmp/site timeout 170 python3 tools/gpu/t4_8b.py --model-dir $m8b --steps 10 --out "$OUT/t4-8b.json" > "$OUT/t4-8b.log" 2>&1

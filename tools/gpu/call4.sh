@@ -7,7 +7,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 nvidia-smi topo -m > "$OUT/topo.log" 2>&1
 packed=(train --config configs/llama3-8b-t4.yaml --model $m8b --report-to none --no-progress --max-steps ${STEPS:-20} ${PACKING---packing})
 [ -n "${NO_BENCH:-}" ] || ( export CUDA_VISIBLE_DEVICES=1

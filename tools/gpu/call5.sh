@@ -7,7 +7,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 bench=(python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 8 --warmup-steps 2 --new-tokens 128)
 ( export CUDA_VISIBLE_DEVICES=0
   timeout ${T0:-240} "${bench[@]}" --configs ${GPU0:-8x1:unsloth} --out /tmp/bench-auto > "$OUT/bench-auto.log" 2>&1

@@ -6,7 +6,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 bench=(python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 8 --warmup-steps 2 --new-tokens 128 --padding-free false)
 ( export CUDA_VISIBLE_DEVICES=0
   timeout $(( ${DEADLINE:-540} - SECONDS )) "${bench[@]}" --configs ${GPU0:-16x1:unsloth} --out /tmp/bench-16 > "$OUT/bench-16.log" 2>&1 ) &

@@ -5,7 +5,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 bench=(python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps ${STEPS:-20} --warmup-steps 3 --new-tokens 128 --data course)
 ( export CUDA_VISIBLE_DEVICES=0
   timeout $(( ${DEADLINE:-500} - SECONDS )) "${bench[@]}" --configs ${GPU0:-2x4:unsloth} --out /tmp/course-0 > "$OUT/course-0.log" 2>&1 ) &

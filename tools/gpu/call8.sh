@@ -5,7 +5,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 bench=(python3 -m tools.bench --size 8b --model-dir $m8b --timed-steps 2 --warmup-steps 3 --new-tokens 8
        --padding-free false --batch ${BATCH:-8} --grad-accum 1 --profile-step 4)
 ( export CUDA_VISIBLE_DEVICES=0

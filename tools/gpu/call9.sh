@@ -5,7 +5,6 @@
 set -uo pipefail
 source tools/gpu/common.sh
 ensure_8b
-echo "ready after $SECONDS s" >> "$OUT/build.log"
 t4() { PYTHONPATH=$PWD/tools/t4_envelope:$PWD:/tmp/site python3 tools/gpu/t4_8b.py --model-dir $m8b "$@"; }
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 240 bash -c "$(declare -f t4); t4 --steps 10 --batch 8 --grad-accum 1 --out $OUT/t4-8x1-course.json" > "$OUT/t4-course.log" 2>&1 ) &
