@@ -82,6 +82,11 @@ def page(name: str) -> str:
     return " ".join((DOCS / name).read_text(encoding="utf-8").split())
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, stripped."""
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
 def gib(n_bytes: float) -> str:
     return f"{n_bytes / GIB:.2f} GiB"
 
@@ -299,7 +304,7 @@ def test_benchmarks_mfu_column_is_recomputed_from_tokens_per_second():
     rows = [line for line in text.splitlines() if line.startswith("| ") and re.search(r"\| [\d.]+ % \|", line)]
     assert len(rows) == 6
     for line in rows:
-        cells = [c.strip() for c in line.strip("|").split("|")]
+        cells = table_cells(line)
         tokens = float(cells[1].replace(",", ""))
         mfu = next(c for c in cells if c.endswith(" %"))
         assert mfu == f"{100 * tokens * per_token / peak:.1f} %", line
@@ -318,7 +323,7 @@ def test_benchmarks_mfu_and_hfu_pairs_are_recomputed_from_tokens_per_second():
             if line.startswith("| ") and line.count(" % / ") == 2]
     assert len(rows) == 4
     for line in rows:
-        cells = [c.strip() for c in line.strip("|").split("|")]
+        cells = table_cells(line)
         tokens = [float(c.replace(",", "").strip("*")) for c in cells[2:4]]
         pairs = [c for c in cells if " % / " in c]
         for t, pair in zip(tokens, pairs):
@@ -337,7 +342,7 @@ def test_batch_shape_speedup_is_the_ratio_of_the_course_row_runs():
     text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
     section = text[text.index("**The course's own rows**"):]
     for line in section[:section.index("\n\n", section.index("| config |"))].splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
+        cells = table_cells(line)
         if line.startswith("| 2x4:") or line.startswith("| 8x1:"):
             rows[cells[0].split()[0]] = (float(cells[1].replace(",", "")), float(cells[4]))
     assert set(rows) == {"2x4:unsloth", "8x1:unsloth"}
