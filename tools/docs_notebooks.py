@@ -1,7 +1,8 @@
 """Execute every numbered notebook for the tutorial site, so each page shows the outputs of this code.
 
 ``make docs`` runs this before ``mkdocs build --strict``. Each ``notebooks/NN_*.ipynb`` runs in course
-order, in a fresh kernel, from the notebooks/ folder, on the tiny model (``COURSE_MODEL=tiny``) and on
+order, in a fresh kernel, from the notebooks/ folder, on the course's default model (``COURSE_MODEL=auto``:
+SmolLM2-135M-Instruct on a CPU, so a reader sees a real model's answers before and after fine-tuning) and on
 the CPU unless the machine has a GPU. The executed copies go to ``--out``/notebooks/ (``--out`` is
 ``build/site-notebooks``, outside git; the repository keeps its notebooks stripped), and
 docs/hooks/notebooks.py renders those copies instead of the stripped ones. Each copy records the SHA-256 of the notebook it was executed from, so the hook
@@ -166,12 +167,12 @@ def run_one(source: Path, out: Path, env: dict[str, str], timeout: int) -> Resul
     return Result(source.name, error is None, seconds, error)
 
 
-def main(out: Path = OUT, model: str = "tiny", only: str = "", timeout: int = 3600) -> int:
+def main(out: Path = OUT, model: str = "auto", only: str = "", timeout: int = 3600) -> int:
     """Execute the numbered notebooks into ``out`` for the site; 1 if any failed.
 
     Args:
         out: folder for notebooks/ (the executed copies), failed/, logs/, artifacts/ and summary.json.
-        model: COURSE_MODEL for every notebook: tiny (the default) keeps the build on a CPU.
+        model: COURSE_MODEL for every notebook: auto (the default) is SmolLM2-135M-Instruct on a CPU.
         only: run only the notebooks whose file name contains this text, keeping the other copies; without
             it the folder is emptied first, so nothing from an earlier run (a checkpoint, a copy) is reused.
         timeout: seconds one cell may run before the notebook counts as failed.

