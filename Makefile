@@ -50,7 +50,7 @@ colab-sim: setup
 bench: setup
 	$(PY) -m tools.bench --size tiny --seq-len 128 --timed-steps 5 --warmup-steps 1 --new-tokens 32
 
-# The site shows every notebook with its outputs: tools.docs_notebooks executes them all (tiny model, CPU)
+# The site shows every notebook with its outputs: tools.docs_notebooks executes them all (the default model: SmolLM2 on a CPU)
 # into build/site-notebooks, and mkdocs renders those copies (docs/hooks/notebooks.py). A notebook that fails
 # stops the build here. Preview the prose without executing: COURSE_DOCS_NOTEBOOKS=none mkdocs serve
 docs-notebooks: setup

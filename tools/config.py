@@ -44,7 +44,7 @@ class CourseConfig:
 
     # --- model, data and outputs -------------------------------------------------------------
     model: str = "auto"
-    """Base model: 'auto' (8B on a GPU, tiny elsewhere), 'tiny', a hub name or a local folder."""
+    """Base model: 'auto' (8B on a GPU, SmolLM2-135M-Instruct elsewhere), 'smollm2', 'tiny', a hub name or a local folder."""
     data: str = "data/train.jsonl"
     """Training data: Alpaca records in .jsonl, .json or .csv (relative paths start at the current folder)."""
     eval_data: str = "data/eval.jsonl"
