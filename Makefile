@@ -39,7 +39,7 @@ course: setup
 # tests/test_notebooks_format.py rather than executed a second time.
 test: setup
 	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks/[0-9][0-9]_*.ipynb --doctest-modules helpers tools \
-	  --nbval-lax --nbval-current-env && $(PY) -m tools.quality $$out; status=$$?; rm -rf $$out; exit $$status
+	  --nbval-lax --nbval-current-env --durations=12 && $(PY) -m tools.quality $$out; status=$$?; rm -rf $$out; exit $$status
 
 # Colab, simulated on this CPU machine (tools/colab_sim): Colab's Python 3.13 and package versions (its
 # published pip freeze), the notebooks' own setup cell, pip check, the imports, every notebook on the tiny

@@ -45,13 +45,16 @@ def run_notebook(path: Path, out_dir: Path, model: str, state_file: Path) -> Not
     """Execute one notebook with papermill into ``out_dir``; never raises for a failing cell."""
     import papermill as pm
 
+    from tools.docs_notebooks import kernel_config
+
     start = time.time()
     error = None
     # Only a notebook with a `parameters` cell takes COURSE_MODEL; papermill would warn about the others.
     parameters = {"COURSE_MODEL": model} if "COURSE_MODEL" in pm.inspect_notebook(str(path)) else {}
     try:
         pm.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
-                            cwd=str(path.parent), progress_bar=False, log_output=False)
+                            cwd=str(path.parent), progress_bar=False, log_output=False,
+                            config=kernel_config())  # CurveZMQ keys, as the docs build: no TCP-without-encryption warning
     except Exception as err:  # papermill wraps a failing cell in PapermillExecutionError
         error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
     seconds = round(time.time() - start, 1)
