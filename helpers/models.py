@@ -31,7 +31,13 @@ SMOLLM2_END_OF_TURN = "<|im_end|>"
 # chat-token rows were trained; the base's are zero.
 INSTRUCT = {GPU_DEFAULT: "unsloth/llama-3-8b-Instruct-bnb-4bit"}
 MARKER = "course_source.json"  # written beside a converted model: where it came from
-CONVERSION = 2  # bump when convert_gguf changes, so cached folders are rebuilt
+CONVERSION = 3  # bump when convert_gguf changes, so cached folders are rebuilt
+# SmolLM2's own tokenizer.json splits every digit before its byte-level BPE (llama.cpp's "smollm" pre-tokenizer:
+# \p{N} first); transformers' GGUF loader rebuilds neither that nor a plain byte-level decoder
+SMOLLM2_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
+    {"type": "Digits", "individual_digits": True},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+SMOLLM2_DECODER = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
 
 
 def hub_offline() -> bool:
@@ -100,8 +106,11 @@ def smollm2_path() -> Path:
 def convert_gguf(gguf: Path, out: Path) -> Path:
     """Dequantize ``gguf`` to float32 with transformers and save it to ``out`` (written atomically).
 
-    Two fixes on the way: the GGUF metadata maps EOS to ``<|im_start|>``, but a turn (and generation) ends at
-    ``<|im_end|>``; and the GGUF quantizer that loading attached is dropped, or ``save_pretrained`` refuses."""
+    Three fixes on the way: the GGUF metadata maps EOS to ``<|im_start|>``, but a turn (and generation) ends at
+    ``<|im_end|>``; the tokenizer gets SmolLM2's own digit splitting and byte-level decoder back (without them
+    numbers split differently, and llama.cpp's converter takes the vocabulary for SentencePiece and writes a
+    GGUF that crashes on its first prompt); and the GGUF quantizer that loading attached is dropped, or
+    ``save_pretrained`` refuses."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     start = time.perf_counter()
@@ -120,6 +129,10 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        vocab = json.loads((tmp / "tokenizer.json").read_text())
+        vocab.update(normalizer=None, pre_tokenizer=SMOLLM2_PRE_TOKENIZER, decoder=SMOLLM2_DECODER)
+        vocab["model"]["byte_fallback"] = False
+        (tmp / "tokenizer.json").write_text(json.dumps(vocab, ensure_ascii=False))
         (tmp / MARKER).write_text(json.dumps({"hub_name": SMOLLM2_HUB, "converted_from": gguf.name,
                                               "seconds": round(time.perf_counter() - start)}, indent=1) + "\n")
         if not out.exists():
