@@ -15,13 +15,12 @@ dequantizes it (``gguf_file=``) and the course saves a plain float32 safetensors
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from helpers.paths import cache_dir
 from helpers.runtime import has_cuda
+from helpers.save import atomic_folder
 
 GPU_DEFAULT = "unsloth/llama-3-8b-bnb-4bit"
 SMOLLM2_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -114,9 +113,7 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         tokenizer.eos_token = SMOLLM2_END_OF_TURN
@@ -135,9 +132,5 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
         (tmp / "tokenizer.json").write_text(json.dumps(vocab, ensure_ascii=False))
         (tmp / MARKER).write_text(json.dumps({"hub_name": SMOLLM2_HUB, "converted_from": gguf.name,
                                               "seconds": round(time.perf_counter() - start)}, indent=1) + "\n")
-        if not out.exists():
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"Converted {gguf.name} to float32 safetensors in {time.perf_counter() - start:.0f} s: {out}", flush=True)
     return out
