@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.recipe import SMOLLM2, TINY, Recipe
+from tools.recipe import SMOLLM2, SMOLLM2_CHAT, TINY, Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -117,16 +117,17 @@ def test_notebook_04_writes_the_whole_recipe():
     assert_branches(tree)
 
 
-def assert_branches(tree: ast.AST) -> None:
+def assert_branches(tree: ast.AST, smollm2: dict = SMOLLM2) -> None:
     """max_steps and learning_rate: the recipe's, the tiny model's and SmolLM2's, each in its branch."""
     steps, rates = set(assignments(tree, "max_steps")), set(assignments(tree, "learning_rate"))
-    assert steps == {(RECIPE.max_steps, "default"), (TINY["max_steps"], "tiny"), (SMOLLM2["max_steps"], "smollm2")}, steps
+    assert steps == {(RECIPE.max_steps, "default"), (TINY["max_steps"], "tiny"), (smollm2["max_steps"], "smollm2")}, steps
     assert rates == {(RECIPE.learning_rate, "default"), (TINY["learning_rate"], "tiny"),
-                     (SMOLLM2["learning_rate"], "smollm2")}, rates
+                     (smollm2["learning_rate"], "smollm2")}, rates
 
 
 def test_notebook_07_trains_with_the_same_steps_and_rates():
-    assert_branches(ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")))
+    """As notebook 04, but SmolLM2's steps are tools.recipe.SMOLLM2_CHAT's (the Instruct model already writes ChatML)."""
+    assert_branches(ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")), SMOLLM2_CHAT)
 
 
 def test_a_drifted_branch_is_caught():
