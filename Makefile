@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup course test colab-sim bench docs docs-notebooks docs-serve docs-screenshots
+.PHONY: setup course test test-fast colab-sim bench docs docs-notebooks docs-serve docs-screenshots
 
 # llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
@@ -40,6 +40,11 @@ course: setup
 test: setup
 	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks/[0-9][0-9]_*.ipynb --doctest-modules helpers tools \
 	  --nbval-lax --nbval-current-env --durations=12 && $(PY) -m tools.quality $$out; status=$$?; rm -rf $$out; exit $$status
+
+# The unit tests and doctests without what loads or trains a model, builds the docs or runs a notebook
+# (tests marked slow): the quick check while editing. make test runs everything.
+test-fast: setup
+	$(PY) -m pytest tests --doctest-modules helpers tools -m "not slow" -q
 
 # Colab, simulated on this CPU machine (tools/colab_sim): Colab's Python 3.13 and package versions (its
 # published pip freeze), the notebooks' own setup cell, pip check, the imports, every notebook on the tiny

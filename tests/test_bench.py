@@ -9,6 +9,8 @@ import pytest
 
 from tools import bench
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

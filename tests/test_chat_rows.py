@@ -15,6 +15,8 @@ from helpers.errors import UntrainedTokensError, check_chat_tokens, zero_rows
 from helpers.models import choose_model
 from helpers.tiny import CHAT_TOKENS
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = ["--config", "configs/tiny.yaml", "--model", "tiny", "--max-steps", "2", "--save-steps", "1",
               "--per-device-train-batch-size", "1", "--gradient-accumulation-steps", "1",

@@ -15,6 +15,8 @@ import pytest
 
 from tools import docs_notebooks as docs
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BUILT = sorted((ROOT / "build" / "site-notebooks" / "notebooks").glob("[0-9][0-9]_*.ipynb"))

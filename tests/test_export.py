@@ -20,6 +20,8 @@ from helpers.llama_cpp import (LlamaCppError, alpaca_modelfile, check_quantizati
                                llama_cpp_dir, parse_modelfile, render_template)
 from helpers.save import atomic_folder
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 STOPS = ["<|end_of_text|>", "### Instruction:"]
 

@@ -25,6 +25,8 @@ import pytest
 
 from tools import kaggle_t4 as t4
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "kgl" + "Q7xZ2pL9" * 4  # a stand-in API key: it must appear nowhere but in the environment
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -23,6 +23,8 @@ from helpers.paths import TRAIN_FILE
 from tools.recipe import Recipe
 from tools.train import train_adapter
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 MAX_STEPS, SAVE, STOP = 6, 3, 5
 
 

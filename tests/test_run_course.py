@@ -3,8 +3,11 @@
 import json
 
 import nbformat
+import pytest
 
 from tools import run_course
+
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 
 def write_nb(path, *sources, parameters=True):

@@ -11,6 +11,8 @@ from safetensors import safe_open
 
 from tools import bench
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 CHAT = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
 
 

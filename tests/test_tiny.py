@@ -12,6 +12,8 @@ from helpers import tiny
 from helpers.paths import DATA_DIR
 from tools.bench import count_parameters
 
+pytestmark = pytest.mark.slow  # make test-fast leaves these out
+
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
