@@ -105,13 +105,23 @@ def gguf_files(folder: str | Path) -> dict[str, Path]:
     return {p.name[:-len(".gguf")].rsplit(".", 1)[-1].lower(): p for p in sorted(Path(folder).rglob("*.gguf"))}
 
 
-def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str]) -> str:
+# How notebook 08 scores a GGUF file with llama.cpp (greedy, no repetition penalty), as Ollama PARAMETERs. Ollama's
+# own defaults would answer differently: temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last
+# 64 tokens, prompt included (notebook 05 shows a penalty hurts this data).
+SCORED_SAMPLING = {"temperature": 0, "top_k": 1, "repeat_penalty": 1}
+
+
+def alpaca_modelfile(gguf_name: str, alpaca: str, stops: Sequence[str], num_predict: int | None = None) -> str:
     """An Ollama Modelfile for a model trained on an Alpaca prompt (``{}`` slots: instruction, input, response).
     Ollama's ``{{ .Prompt }}`` goes in the instruction slot; a question with an input passes it inside
-    ``.Prompt``, after the input section's heading, as the training text had it."""
+    ``.Prompt``, after the input section's heading, as the training text had it. It samples as the scored
+    llama.cpp run did (``SCORED_SAMPLING``) and stops after ``num_predict`` new tokens when given."""
     head, _, response, _ = alpaca.split("{}")
+    limit = [f"PARAMETER num_predict {num_predict}"] if num_predict is not None else []
     return "\n".join([f"FROM ./{gguf_name}", f'TEMPLATE """{head}{{{{ .Prompt }}}}{response}"""',
-                      *(f'PARAMETER stop "{stop}"' for stop in stops), "PARAMETER temperature 0"]) + "\n"
+                      *(f'PARAMETER stop "{stop}"' for stop in stops),
+                      "# greedy and unpenalised, as the GGUF was scored (Ollama's defaults sample and penalise repeats)",
+                      *(f"PARAMETER {name} {value}" for name, value in SCORED_SAMPLING.items()), *limit]) + "\n"
 
 
 def parse_modelfile(text: str) -> dict:

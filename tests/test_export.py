@@ -170,6 +170,24 @@ def test_modelfile_round_trip_rebuilds_the_training_prompt():
     assert parse_modelfile(text.replace("\n", "\n# a comment\n\n", 1)) == parsed  # comments, blank lines
 
 
+def test_modelfile_samples_as_notebook_08_scored_the_gguf():
+    """Ollama's defaults (temperature 0.8, top_k 40, repeat_penalty 1.1) would answer otherwise: the Modelfile sets
+    the values of notebook 08's llama.cpp call, read from the notebook's code."""
+    import ast
+    import json
+
+    cells = json.loads((ROOT / "notebooks" / "08_export_and_run.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    (call,) = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)
+               and any(k.arg == "repeat_penalty" for k in n.keywords)]
+    scored = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ("temperature", "top_k", "repeat_penalty")}
+    parsed = parse_modelfile(alpaca_modelfile("m.gguf", ALPACA_PROMPT, stops=STOPS, num_predict=21))
+    assert set(scored) == {"temperature", "top_k", "repeat_penalty"}
+    assert {name: float(parsed[name]) for name in scored} == {name: float(v) for name, v in scored.items()}
+    assert parsed["num_predict"] == "21" and "num_predict" not in parse_modelfile(
+        alpaca_modelfile("m.gguf", ALPACA_PROMPT, stops=STOPS))
+
+
 @pytest.mark.parametrize("text, line", [
     ('FROM ./m.gguf\nTEMPLAT """x"""\n', 2),
     ('FROM ./m.gguf\n\nTEMPLATE """no closing quotes\nPARAMETER stop "x"\n', 3),

@@ -479,7 +479,8 @@ def push(model, tokenizer, repo: str, gguf_dir: Path | None) -> None:
     token = hf_token(required=True)
     print(f"Uploading to https://huggingface.co/{repo} with the token from {token.source} ...")
     try:
-        model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value)
+        model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value,
+                                 private=True)  # a new repository is public unless private=True
         if gguf_dir is not None:
             HfApi(token=token.value).upload_folder(repo_id=repo, folder_path=str(gguf_dir), path_in_repo="gguf",
                                                    allow_patterns=["*.gguf", "*Modelfile"])
@@ -488,7 +489,7 @@ def push(model, tokenizer, repo: str, gguf_dir: Path | None) -> None:
         offline = " HF_HUB_OFFLINE=1 is set: unset it to upload." if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise PushError(f"uploading to {repo} failed ({type(err).__name__}: {last}); check that the repository name "
                         f"is 'your-name/name' and that the token may write.{offline}") from None
-    print(f"Uploaded to https://huggingface.co/{repo}")
+    print(f"Uploaded to https://huggingface.co/{repo} (private: make it public in its settings on the Hub)")
 
 
 def end_process_group() -> None:
