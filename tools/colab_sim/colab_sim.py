@@ -631,9 +631,11 @@ class Sim:
             sources += ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
         stdlib = set(sys.stdlib_module_names)
         # papermill: only the command-line course runner uses it (make course), never a notebook. kaggle_secrets
-        # exists only on Kaggle (helpers.secrets imports it there); llama_cpp is installed by notebook 08's own cell.
+        # exists only on Kaggle (helpers.secrets imports it there); llama_cpp is installed by notebook 08's own cell,
+        # and gguf comes from the llama.cpp folder of 08's export when it is not installed (08's exercise 1).
+        left = {"__future__", "papermill", "kaggle_secrets", "llama_cpp", "gguf"}
         mods = sorted(m for m in imported_modules(sources)
-                      if m.split(".")[0] not in stdlib | {"__future__", "papermill", "kaggle_secrets", "llama_cpp"} and
+                      if m.split(".")[0] not in stdlib | left and
                       not (m.startswith("helpers") and m not in notebook_helpers(course)))
         probe = ("import importlib, sys, traceback\nsys.path.insert(0, sys.argv[1])\nimport unsloth\nbad = 0\n"
                  "for m in sys.argv[2:]:\n    try: importlib.import_module(m)\n    except Exception as e:\n"
