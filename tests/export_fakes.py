@@ -73,7 +73,8 @@ def _stub_hub(requests: list[dict]) -> None:
             return httpx.Response(200, json={"name": "learner", "type": "user", "orgs": [],
                                              "auth": {"accessToken": {"role": "write"}}})
         if path == "/api/repos/create":
-            seen["private"] = json.loads(request.content).get("private")
+            body = json.loads(request.content)  # huggingface_hub 1.x sends "visibility"; older ones "private"
+            seen["visibility"] = body.get("visibility", "private" if body.get("private") else None)
             return httpx.Response(200, json={"url": "https://huggingface.co/learner/tiny", "name": "learner/tiny"})
         if path == "/api/validate-yaml":
             return httpx.Response(200, json={"errors": [], "warnings": []})

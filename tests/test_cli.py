@@ -305,7 +305,7 @@ def test_export_push_to_hub_uploads_and_never_shows_the_token(trained, tmp_path)
     modelfile = run / "export" / "gguf" / "model" / "Modelfile"
     assert (modelfile.parent / parse_modelfile(modelfile.read_text())["FROM"]).is_file()
     assert "Uploaded to https://huggingface.co/learner/tiny" in proc.stdout
-    assert [r["private"] for r in seen if r["path"] == "/api/repos/create"][:1] == [True], "a new repository is private"
+    assert [r["visibility"] for r in seen if r["path"] == "/api/repos/create"][:1] == ["private"], "created private"
     assert log.stat().st_size > 0  # DEBUG records were written
     for where, text in [("stdout", proc.stdout), ("stderr", proc.stderr)]:
         assert FAKE_TOKEN not in text, f"the token is in {where}"

@@ -479,8 +479,8 @@ def push(model, tokenizer, repo: str, gguf_dir: Path | None) -> None:
     token = hf_token(required=True)
     print(f"Uploading to https://huggingface.co/{repo} with the token from {token.source} ...")
     try:
-        model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value,
-                                 private=True)  # a new repository is public unless private=True
+        HfApi(token=token.value).create_repo(repo, private=True, exist_ok=True)  # a new repository is public otherwise
+        model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value)
         if gguf_dir is not None:
             HfApi(token=token.value).upload_folder(repo_id=repo, folder_path=str(gguf_dir), path_in_repo="gguf",
                                                    allow_patterns=["*.gguf", "*Modelfile"])
