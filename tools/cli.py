@@ -479,11 +479,12 @@ def push(model, tokenizer, repo: str, gguf_dir: Path | None) -> None:
     token = hf_token(required=True)
     print(f"Uploading to https://huggingface.co/{repo} with the token from {token.source} ...")
     try:
-        HfApi(token=token.value).create_repo(repo, private=True, exist_ok=True)  # a new repository is public otherwise
+        api = HfApi(token=token.value)
+        api.create_repo(repo, private=True, exist_ok=True)  # a new repository is public otherwise
         model.push_to_hub_merged(repo, tokenizer, save_method="merged_16bit", token=token.value)
         if gguf_dir is not None:
-            HfApi(token=token.value).upload_folder(repo_id=repo, folder_path=str(gguf_dir), path_in_repo="gguf",
-                                                   allow_patterns=["*.gguf", "*Modelfile"])
+            api.upload_folder(repo_id=repo, folder_path=str(gguf_dir), path_in_repo="gguf",
+                              allow_patterns=["*.gguf", "*Modelfile"])
     except Exception as err:  # HTTP errors, offline mode, a bad repository name: one line, the token masked
         last = (str(err).strip().splitlines() or [""])[-1].replace(token.value, token.masked())
         offline = " HF_HUB_OFFLINE=1 is set: unset it to upload." if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
