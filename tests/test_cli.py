@@ -60,6 +60,14 @@ def test_help_lists_commands_and_fields():
     assert "--max-steps" in train.stdout and "--use-dora" in train.stdout and "--config" not in train.stderr
 
 
+def test_helpers_train_help_and_a_bad_step_count():
+    """`python -m helpers.train`, the notebooks' catch-up: its options, and a bad value stops it before any import."""
+    usage = course("--help", runner=("-m", "helpers.train"))
+    assert all(f in usage.stdout for f in ("--model", "--output-dir", "--max-steps", "--no-progress"))
+    bad = course("--max-steps", "0", runner=("-m", "helpers.train"), check=False)
+    assert bad.returncode == 2 and "--max-steps must be at least 1, got 0" in bad.stderr
+
+
 def test_bad_config_fails_fast_with_file_and_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: tiny\nlora_dropout: 2\n")
@@ -393,12 +401,13 @@ def test_train_under_two_processes_shares_the_data_and_saves_one_adapter(tmp_pat
     assert "2 process(es)" in proc.stdout
 
 
-def test_the_notebooks_catch_up_cell_trains_with_the_course_command_then_reuses_it(tmp_path, monkeypatch, capsys):
-    """Notebooks 05-08 started without notebook 04's adapter run `course train` from their stamped adapter cell
-    (tools/notebook_template/adapter.py) and load what it saved; run again, the cell uses that adapter."""
+def test_the_notebooks_catch_up_cell_trains_with_helpers_train_then_reuses_it(tmp_path, monkeypatch, capsys):
+    """Notebooks 05-08 started without notebook 04's adapter run `python -m helpers.train` (what `course train`
+    runs) from their stamped adapter cell (tools/notebook_template/adapter.py) and load what it saved; run again,
+    the cell uses that adapter."""
     for name, value in {"COURSE_OUTPUT": str(tmp_path), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
                         "TOKENIZERS_PARALLELISM": "false"}.items():
-        monkeypatch.setenv(name, value)  # for the cell's `course train` process
+        monkeypatch.setenv(name, value)  # for the cell's `python -m helpers.train` process
     cell = (ROOT / "tools" / "notebook_template" / "adapter.py").read_text()
     first = {"COURSE_MODEL": "tiny", "COURSE_DIR": str(ROOT)}
     exec(cell, first)

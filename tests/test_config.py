@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.recipe import Recipe
 from helpers.runtime import RuntimeInfo
 from tools.config import ConfigError, CourseConfig, load_config, read_yaml, resolve_placement, save_config
-from tools.recipe import Recipe
 
 
 def Hardware(cuda: bool, bf16: bool = False, mps: bool = False, gpu_name: str | None = None) -> RuntimeInfo:

@@ -1,19 +1,23 @@
-"""The strict Alpaca loader: every malformed input gets a DataError that says what and where.
+"""The strict Alpaca loader (helpers.data: one read_records for .jsonl, .json and .csv, shared by the notebooks
+and the command): every malformed input gets a DataError that says what and where.
 
 Each case writes a small file (or builds a Dataset / list) and asserts the exact parts of the message
 a learner needs: the file, the line (or row), and the field or problem.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
 
 from helpers import data as course_data
-from helpers.data import ALPACA_PROMPT, DataError, format_alpaca, prompt_for, validate_record
-from tools.datafiles import load_alpaca, read_records  # the command's loader: helpers.data's rules, more formats
+from helpers.data import (ALPACA_PROMPT, DataError, format_alpaca, load_alpaca, prompt_for, read_records,
+                          validate_record)
 from helpers.paths import EVAL_FILE, TRAIN_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = {"instruction": "Sort the numbers.", "input": "3, 1", "output": "1, 3"}
 GOOD_LINE = json.dumps(GOOD)
@@ -114,8 +118,32 @@ def test_dataset_and_list_sources():
     assert load_alpaca([GOOD, {"instruction": "Say hi.", "output": "hi"}])[1]["input"] == ""
 
 
-def test_read_records_returns_plain_dicts(tmp_path):
-    assert read_records(write(tmp_path, GOOD_LINE)) == [GOOD]
+@pytest.mark.parametrize("name, text", [
+    ("d.jsonl", GOOD_LINE),
+    ("d.json", json.dumps([GOOD])),
+    ("lines.json", GOOD_LINE + "\n"),  # a .json file that holds JSON Lines
+    ("d.csv", 'instruction,input,output\n"Sort the numbers.","3, 1","1, 3"\n'),
+], ids=["jsonl", "json-array", "json-lines-in-json", "csv"])
+def test_read_records_returns_plain_dicts(tmp_path, name, text):
+    assert read_records(write(tmp_path, text, name=name)) == [GOOD]
+
+
+def test_read_records_names_the_record_in_every_format(tmp_path):
+    bad = {"instruction": "x", "outptu": "y"}
+    cases = {"d.jsonl": (GOOD_LINE + "\n" + json.dumps(bad), "d.jsonl, line 2"),
+             "d.json": (json.dumps([GOOD, bad]), "d.json, item 1"),
+             "d.csv": ("instruction,output\nx,y\nz,\n", "d.csv, line 3")}
+    for name, (text, where) in cases.items():
+        with pytest.raises(DataError, match=re.escape(where) + ": "):
+            read_records(write(tmp_path, text, name=name))
+
+
+def test_read_records_has_one_home():
+    """One reader for every format, in helpers.data: the notebooks, the training path and the command share it."""
+    homes = [p.relative_to(ROOT).as_posix() for p in sorted([*(ROOT / "helpers").glob("*.py"),
+                                                             *(ROOT / "tools").rglob("*.py")])
+             if re.search(r"^def read_records\(", p.read_text(), flags=re.M)]
+    assert homes == ["helpers/data.py"]
 
 
 # ---------------------------------------------------------------------------------------- file problems
@@ -343,7 +371,8 @@ def test_the_notebooks_loader_reads_json_lines_with_the_same_checks(tmp_path, ca
         course_data.check_alpaca_file(bad)
 
 
-def test_the_notebooks_loader_points_other_formats_to_the_command(tmp_path):
+def test_the_notebooks_loader_reads_the_other_formats_with_the_same_reader(tmp_path, capsys):
     path = write(tmp_path, 'instruction,output\nSay hi.,hi\n', name="d.csv")
-    with pytest.raises(DataError, match=r"d.csv: expected a .jsonl file .*the course command also reads .json and .csv"):
-        course_data.read_records(path)
+    assert course_data.check_alpaca_file(path) == 1 and capsys.readouterr().out.startswith("d.csv: 1 records")
+    with pytest.raises(DataError, match=r"d.txt: unsupported file type '.txt'; use one of \['.jsonl', '.json'"):
+        course_data.check_alpaca_file(write(tmp_path, GOOD_LINE, name="d.txt"))

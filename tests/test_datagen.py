@@ -12,10 +12,10 @@ from collections import Counter
 
 import pytest
 
+from helpers.data import load_alpaca
 from helpers.paths import DATA_DIR, EVAL_FILE, REPO_ROOT, TRAIN_FILE
 from helpers.scoring import score
 from tools import datagen
-from tools.datafiles import load_alpaca
 
 
 def prompts(path):

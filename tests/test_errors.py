@@ -43,15 +43,14 @@ import torch
 
 from helpers import save as save_mod
 from helpers import versions
-from helpers.data import DataError, format_alpaca
+from helpers.data import DataError, format_alpaca, load_alpaca
 from helpers.errors import EmptyDatasetError, ModelLoadError, check_lengths, explain_model_name, oom_advice
 from helpers.models import choose_model
 from helpers.paths import TRAIN_FILE
+from helpers.recipe import Recipe
 from helpers.save import SaveError
 from helpers.secrets import MissingTokenError, Token, hf_token
-from tools.datafiles import load_alpaca
-from tools.recipe import Recipe
-from tools.train import add_lora, load_model, make_trainer, save_adapter, train_adapter
+from helpers.train import add_lora, load_model, make_trainer, save_adapter, train_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hf_" + "q7XbR2" * 6  # looks like a real token
@@ -134,7 +133,7 @@ def test_bad_data_file_fails_before_the_model_loads(content, expected, tmp_path,
     data = tmp_path / "train.jsonl"
     if content is not None:
         data.write_text(content)
-    monkeypatch.setattr("tools.train.load_model", lambda *a: pytest.fail("the model loaded before the data check"))
+    monkeypatch.setattr("helpers.train.load_model", lambda *a: pytest.fail("the model loaded before the data check"))
     with pytest.raises(DataError) as info:
         train_adapter("tiny", data, tmp_path / "lora_adapter", Recipe())
     assert str(info.value).startswith(f"{data}: {expected}")
@@ -258,7 +257,7 @@ def test_killed_mid_save_keeps_the_old_adapter_and_next_save_tidies_up(saved, ti
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tools.train import save_adapter
+        from helpers.train import save_adapter
 
         class Model:
             def save_pretrained(self, folder):

@@ -255,21 +255,19 @@ def test_no_credential_value_in_the_pushed_files(env, tmp_path):
 
 def copy_course(tmp_path) -> Path:
     root = tmp_path / "course"
-    shutil.copytree(ROOT / "helpers", root / "helpers")
-    (root / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "recipe.py", root / "tools" / "recipe.py")
+    shutil.copytree(ROOT / "helpers", root / "helpers")  # the recipe is helpers/recipe.py
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     return root
 
 
 def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
     root = copy_course(tmp_path)
-    assert "    max_steps: int = 60\n" in (root / "tools" / "recipe.py").read_text()
+    assert "    max_steps: int = 60\n" in (root / "helpers" / "recipe.py").read_text()
     changed = t4.rewrite_max_steps(root, 10)
-    text = (root / "tools" / "recipe.py").read_text()
+    text = (root / "helpers" / "recipe.py").read_text()
     assert "    max_steps: int = 10\n" in text and "max_steps: int = 60" not in text
     assert '"max_steps": 100' in text  # the tiny model's recipe is not the canary's business
-    assert changed[0] == "tools/recipe.py: 1"
+    assert changed[0] == "helpers/recipe.py: 1"
     with_literal = {p.name: len(re.findall(r"\bmax_steps\s*=\s*60\b", p.read_text()))
                     for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
     assert "04_sft_training.ipynb" in with_literal and with_literal["04_sft_training.ipynb"] == 1
@@ -285,13 +283,13 @@ def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
 def test_rewrite_also_changes_a_literal_in_a_notebook(tmp_path):
     root = tmp_path / "course"
     (root / "notebooks").mkdir(parents=True)
-    (root / "tools").mkdir()
-    (root / "tools" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
+    (root / "helpers").mkdir()
+    (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("max_steps=60 in prose stays"),
                 nbformat.v4.new_code_cell("args = SFTConfig(\n    max_steps=60,\n    warmup_steps=5,\n)")]
     nbformat.write(nb, root / "notebooks" / "04_sft_training.ipynb")
-    assert t4.rewrite_max_steps(root, 10) == ["tools/recipe.py: 1", "notebooks/04_sft_training.ipynb: 1"]
+    assert t4.rewrite_max_steps(root, 10) == ["helpers/recipe.py: 1", "notebooks/04_sft_training.ipynb: 1"]
     cells = nbformat.read(root / "notebooks" / "04_sft_training.ipynb", as_version=4).cells
     assert "max_steps=10," in cells[1].source and cells[0].source == "max_steps=60 in prose stays"
 
@@ -543,8 +541,8 @@ def test_importing_the_module_does_not_import_the_kaggle_client():
 
 def make_fake_course(root: Path) -> str:
     """A tiny git repository shaped like the course: a recipe, pins, two notebooks (one fails). Returns its commit."""
-    (root / "tools").mkdir(parents=True)
-    (root / "tools" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
+    (root / "helpers").mkdir(parents=True)
+    (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
     (root / "requirements").mkdir()
     nbval = importlib.metadata.version("nbval")  # what is installed here, so pip has nothing to fetch
     (root / "requirements" / "cpu.txt").write_text(f"nbformat=={nbformat.__version__}\nnbval=={nbval}\n")
@@ -553,7 +551,7 @@ def make_fake_course(root: Path) -> str:
     good = nbformat.v4.new_notebook()
     good.cells = [nbformat.v4.new_code_cell("import os\nprint('model:', os.environ.get('COURSE_MODEL', 'auto'))"),
                   nbformat.v4.new_code_cell("import sys, pathlib\nsys.path.insert(0, '..')\n"
-                                            "text = pathlib.Path('../tools/recipe.py').read_text()\n"
+                                            "text = pathlib.Path('../helpers/recipe.py').read_text()\n"
                                             "assert 'max_steps: int = 3' in text, text")]
     bad = nbformat.v4.new_notebook()
     bad.cells = [nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'arithmetic is broken'")]
@@ -601,7 +599,7 @@ def test_the_assembled_notebook_runs_end_to_end_on_a_local_course(tmp_path, monk
 
     result = json.loads((working / "result.json").read_text())
     assert result["stage"] == "done" and result["commit"] == commit and result["pytest_exit_code"] == 1
-    assert result["steps_rewritten"] == ["tools/recipe.py: 1"]
+    assert result["steps_rewritten"] == ["helpers/recipe.py: 1"]
     assert (working / "kaggle-pip-freeze.txt").read_text().strip()
     executed = nbformat.read(working / "executed" / "00_good.ipynb", as_version=4)
     assert "model: auto" in executed.cells[0].outputs[0]["text"]  # COURSE_MODEL unset: auto

@@ -123,8 +123,8 @@ def test_notebooks_that_use_the_adapter_can_keep_it_on_drive(path):
 
 
 def test_helpers_is_thin_lesson_support():
-    """helpers/ holds what the notebooks import (directly or through another helper), and never imports tools/:
-    the CLI, the recipe and the training code path live there, on top of helpers."""
+    """helpers/ holds what the notebooks import or run (``python -m helpers.train``, their catch-up), directly or
+    through another helper, and never imports tools/: the CLI and the course's own tooling live there, on top."""
     import ast
 
     helpers = sorted((ROOT / "helpers").glob("*.py"))
@@ -140,13 +140,27 @@ def test_helpers_is_thin_lesson_support():
         imported[path.stem] = {n.split(".")[1] for n in names if n.startswith("helpers.")}
     code = "\n".join("".join(c["source"]) for p in NOTEBOOKS for c in json.loads(p.read_text())["cells"]
                      if c["cell_type"] == "code")
-    reached = set(re.findall(r"from helpers\.(\w+) import", code))
+    reached = set(re.findall(r"from helpers\.(\w+) import", code)) | set(re.findall(r'"-m", "helpers\.(\w+)"', code))
     while True:
         more = set().union(*(imported.get(m, set()) for m in reached)) - reached
         if not more:
             break
         reached |= more
     assert sorted(set(imported) - reached - {"__init__"}) == [], "helpers modules no notebook reaches"
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name that starts with _ belongs to its module: no file of helpers/, tools/, tests/ or scripts/ imports one."""
+    import ast
+
+    found = []
+    for path in sorted(p for d in ("helpers", "tools", "tests", "scripts") for p in (ROOT / d).rglob("*.py")
+                       if "fake_colab" not in p.parts):  # a stand-in of google.colab, laid out as the real package
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                found += [f"{path.relative_to(ROOT)}:{node.lineno}: {a.name} from {node.module or '.'}"
+                          for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == [], f"imports of another module's private names: {found}"
 
 
 def public_names(path: Path) -> list[str]:

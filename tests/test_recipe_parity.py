@@ -1,5 +1,5 @@
 """One source for every number: the hyperparameters the notebooks write as literals, the recipe that
-tools.train and the `course` command train with, the shipped configs, and the docs tables must agree.
+helpers.train and the `course` command train with, the shipped configs, and the docs tables must agree.
 
 The notebooks' calls are read with `ast` (never executed): the keyword arguments of
 `FastLanguageModel.from_pretrained`, `get_peft_model` and `SFTConfig`, and the `max_steps` /
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.recipe import SMOLLM2, SMOLLM2_CHAT, TINY, Recipe
+from helpers.recipe import SMOLLM2, SMOLLM2_CHAT, TINY, Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -126,7 +126,7 @@ def assert_branches(tree: ast.AST, smollm2: dict = SMOLLM2) -> None:
 
 
 def test_notebook_07_trains_with_the_same_steps_and_rates():
-    """As notebook 04, but SmolLM2's steps are tools.recipe.SMOLLM2_CHAT's (the Instruct model already writes ChatML)."""
+    """As notebook 04, but SmolLM2's steps are helpers.recipe.SMOLLM2_CHAT's (the Instruct model already writes ChatML)."""
     assert_branches(ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")), SMOLLM2_CHAT)
 
 
@@ -138,10 +138,10 @@ def test_a_drifted_branch_is_caught():
 
 
 def test_the_command_line_trains_with_the_notebook_values(tmp_path):
-    """tools.train.sft_config (what `course train` and the catch-up cells use) gives notebook 04's SFTConfig."""
+    """helpers.train.sft_config (what `course train` and the catch-up cells use) gives notebook 04's SFTConfig."""
     import unsloth  # noqa: F401  (Unsloth patches TRL's SFTConfig, as in the notebook)
 
-    from tools.train import sft_config
+    from helpers.train import sft_config
 
     tree = ast.parse(code_of(ROOT / "notebooks" / "04_sft_training.ipynb"))
     notebook = literal_kwargs(calls(tree, "SFTConfig")[0])
@@ -150,7 +150,7 @@ def test_the_command_line_trains_with_the_notebook_values(tmp_path):
     built = sft_config(RECIPE, tmp_path)
     written = SFTConfig(output_dir=str(tmp_path), **notebook)  # as the notebook builds it (Unsloth may adapt both)
     for key in notebook:
-        assert getattr(built, key) == getattr(written, key), f"SFTConfig {key}: notebook {getattr(written, key)!r}, tools.train {getattr(built, key)!r}"
+        assert getattr(built, key) == getattr(written, key), f"SFTConfig {key}: notebook {getattr(written, key)!r}, helpers.train {getattr(built, key)!r}"
     assert (built.max_steps, built.learning_rate) == (RECIPE.max_steps, RECIPE.learning_rate)
 
 

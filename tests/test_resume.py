@@ -20,8 +20,8 @@ from helpers.checkpoints import last_checkpoint, list_checkpoints, resume_checkp
 from helpers.paths import use_drive, warn_if_drive_missing
 from helpers.models import choose_model
 from helpers.paths import TRAIN_FILE
-from tools.recipe import Recipe
-from tools.train import train_adapter
+from helpers.recipe import Recipe
+from helpers.train import train_adapter
 
 pytestmark = pytest.mark.slow  # make test-fast leaves these out
 

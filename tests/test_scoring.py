@@ -10,12 +10,11 @@ import math
 
 import pytest
 
-from helpers.data import prompt_for
+from helpers.data import load_alpaca, prompt_for
 from helpers.paths import EVAL_FILE
 from helpers.scoring import (CHECKERS, OVERALL, Report, answer_token_budget, checker_for, commonest_answers,
                              compare, field_accuracy,
                              is_json_task, normalize, parse_json_object, same_json, same_text, score)
-from tools.datafiles import load_alpaca
 
 
 def rec(output, family, instruction="Do it.", input_text=""):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from helpers.paths import TRAIN_FILE, output_dir
-from tools.recipe import TARGET_MODULES
+from helpers.recipe import TARGET_MODULES
 
 ARCH = {
     "8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
@@ -524,11 +524,11 @@ def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
 
 
 def _load_unsloth(cfg: BenchConfig, model_dir: Path):
-    """The course's own code path (tools.train), with the benchmark's rank and checkpointing mode."""
+    """The course's own code path (helpers.train), with the benchmark's rank and checkpointing mode."""
     from dataclasses import replace
 
-    from tools.recipe import Recipe
-    from tools.train import add_lora, load_model
+    from helpers.recipe import Recipe
+    from helpers.train import add_lora, load_model
 
     recipe = replace(Recipe(), max_seq_length=cfg.seq_len, r=cfg.r, lora_alpha=cfg.r,
                      use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing])

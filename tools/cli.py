@@ -2,7 +2,7 @@
 
 Each subcommand reads a :class:`tools.config.CourseConfig` (defaults, then ``--config FILE``, then
 flags), saves the resolved config as ``course_config.yaml`` beside its outputs, and calls the helpers
-that notebooks 04-06 use: ``tools.train`` to train, ``helpers.scoring`` to answer and score.
+that notebooks 04-06 use: ``helpers.train`` to train, ``helpers.scoring`` to answer and score.
 
 Example:
     course train    --config configs/tiny.yaml --max-steps 20
@@ -117,7 +117,7 @@ def load_for_inference(model_name: str, cfg: CourseConfig, placement: Placement,
     """Load a base model or an adapter folder with the training code's loader, switched to inference mode."""
     from unsloth import FastLanguageModel
 
-    from tools.train import load_model
+    from helpers.train import load_model
 
     four_bit = cfg.load_in_4bit if load_in_4bit is None else load_in_4bit
     model, tokenizer = load_model(model_name, cfg.recipe(), **placement.load_kwargs(four_bit))
@@ -168,7 +168,7 @@ def read_prompts(path: str | Path) -> list[dict[str, str]]:
 
 def eval_records(path: str | Path, limit: int | None) -> list[dict[str, str]]:
     """Held-out records, as notebook 06 loads them (``load_alpaca(path, extra_keys=['family'])``), first ``limit``."""
-    from tools.datafiles import load_alpaca
+    from helpers.data import load_alpaca
 
     dataset = load_alpaca(path, extra_keys=["family"])
     if limit is not None:
@@ -202,10 +202,11 @@ def answer_and_score(model, tokenizer, records: list[dict[str, str]], cfg: Cours
 # --- the subcommands -------------------------------------------------------------------------------
 
 def cmd_train(cfg: CourseConfig) -> int:
-    """Train a LoRA adapter (notebook 04's steps, through tools.train.train_adapter)."""
+    """Train a LoRA adapter (notebook 04's steps, through helpers.train.train_run, as python -m helpers.train)."""
     import dataclasses
 
-    from tools.train import is_main_process, train_adapter
+    from helpers.data import load_alpaca
+    from helpers.train import is_main_process, train_run
 
     placement = placement_for(cfg)
     main = is_main_process()
@@ -218,54 +219,16 @@ def cmd_train(cfg: CourseConfig) -> int:
         saved = save_config(cfg, out_dir, {"max_steps": recipe.max_steps, "learning_rate": recipe.learning_rate},
                             notes(cfg, placement, world_size=placement.world_size))
         print(f"{placement.describe()}; config saved to {saved}")
-    trainer_kwargs = {**placement.trainer_kwargs(), "disable_tqdm": not cfg.progress,
-                      "include_num_input_tokens_seen": "non_padding"}  # Unsloth's GPU path logs no num_tokens
+    trainer_kwargs = placement.trainer_kwargs()
     if cfg.run_name:
         trainer_kwargs["run_name"] = cfg.run_name
-    from tools.datafiles import load_alpaca
-
-    adapter = train_adapter(model_path, load_alpaca(cfg.data), out_dir / "lora_adapter", recipe, resume=cfg.resume,
-                            load_kwargs=placement.load_kwargs(cfg.load_in_4bit), trainer_kwargs=trainer_kwargs)
-    if main:
-        metrics = train_metrics(out_dir / "trainer_state.json", placement)
-        (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        print(f"Adapter saved to {adapter}")
-        print(f"{metrics['global_step']} steps in {metrics['train_runtime_s']:.1f} s on {metrics['world_size']} "
-              f"process(es): {metrics['tokens']} tokens, {metrics['tokens_per_s']:.0f} tokens/s; "
-              f"loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f}")
-        if recipe.report_to == "tensorboard":
-            print(f"TensorBoard logs: tensorboard --logdir {out_dir / 'tensorboard'}")
+    run = {"device": placement.device, "precision": placement.precision, "gpu": placement.gpu_name,
+           "world_size": placement.world_size}
+    train_run(model_path, load_alpaca(cfg.data), out_dir, recipe, run, resume=cfg.resume, progress=cfg.progress,
+              load_kwargs=placement.load_kwargs(cfg.load_in_4bit), trainer_kwargs=trainer_kwargs)
+    if main and recipe.report_to == "tensorboard":
+        print(f"TensorBoard logs: tensorboard --logdir {out_dir / 'tensorboard'}")
     return 0
-
-
-def train_metrics(state_path: Path, placement: Placement) -> dict[str, Any]:
-    """Steps, runtime, tokens and tokens/s of the run, from the trainer_state.json that train_adapter saves."""
-    state = json.loads(state_path.read_text())
-    history = state.get("log_history", [])
-    losses = [e["loss"] for e in history if "loss" in e]
-    # Non-padding tokens over all processes: TRL's num_tokens where it logs them (CPU), else the Trainer's count.
-    tokens = max((e.get("num_tokens", 0) for e in history), default=0) or state.get("num_input_tokens_seen", 0)
-    runtime = next((e["train_runtime"] for e in reversed(history) if "train_runtime" in e), float("nan"))
-    return {
-        "global_step": state.get("global_step"),
-        "world_size": placement.world_size,
-        "device": placement.device,
-        "gpu": placement.gpu_name,
-        "precision": placement.precision,
-        "train_runtime_s": runtime,
-        "tokens": int(tokens),
-        "tokens_per_s": tokens / runtime if runtime and runtime == runtime else float("nan"),
-        "peak_reserved_gib_this_gpu": _peak_gib(),
-        "first_loss": losses[0] if losses else float("nan"),
-        "last_loss": losses[-1] if losses else float("nan"),
-    }
-
-
-def _peak_gib() -> float | None:
-    """Peak reserved memory of this process's GPU (each DDP process holds a whole copy on its own), or None."""
-    import torch
-
-    return round(torch.cuda.max_memory_reserved() / 1024**3, 2) if torch.cuda.is_available() else None
 
 
 def cmd_infer(cfg: CourseConfig) -> int:
@@ -323,8 +286,8 @@ def cmd_baseline(cfg: CourseConfig) -> int:
 
 def commonest_answer_floor(cfg: CourseConfig, records: list[dict[str, str]]):
     """Notebook 06's floor: the Report of giving each instruction's commonest training output (None without data)."""
+    from helpers.data import load_alpaca
     from helpers.scoring import commonest_answers, score
-    from tools.datafiles import load_alpaca
 
     if not Path(cfg.data).is_file():
         return None

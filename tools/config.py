@@ -4,7 +4,7 @@ Every field of :class:`CourseConfig` can be set in a YAML file (``--config confi
 overridden on the command line (``--max-steps 20``). Two libraries do the work: ``msgspec`` checks the
 YAML values against the field types, ``tyro`` parses the flags. The LoRA and training fields have the
 names of the ``get_peft_model`` and ``SFTConfig`` arguments, and their defaults come from
-:class:`tools.recipe.Recipe`, the numbers the notebooks write (``tests/test_recipe_parity.py``).
+:class:`helpers.recipe.Recipe`, the numbers the notebooks write (``tests/test_recipe_parity.py``).
 A bad value raises :class:`ConfigError` naming the field and where it came from.
 
 Example:
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from helpers.recipe import Recipe
 from helpers.runtime import RuntimeInfo
-from tools.recipe import Recipe
 
 _R = Recipe()  # the recipe's defaults: the single source of the numbers below
 CONFIG_FILE_NAME = "course_config.yaml"  # the resolved config, saved beside each command's outputs
@@ -74,7 +74,7 @@ class CourseConfig:
     gradient_accumulation_steps: int = _R.gradient_accumulation_steps
     """Steps whose gradients add up before each optimizer update."""
     max_steps: int | None = None
-    """Optimizer updates (default: the recipe's for the model; see tools/recipe.py)."""
+    """Optimizer updates (default: the recipe's for the model; see helpers/recipe.py)."""
     learning_rate: float | None = None
     """Peak learning rate (default: the recipe's for the model)."""
     warmup_steps: int = _R.warmup_steps

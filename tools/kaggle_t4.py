@@ -7,7 +7,7 @@ and the image's ``pip freeze``), prints a summary and exits non-zero on any fail
 
 The assembled notebook, on Kaggle: records the GPU and the image, fetches the course at the commit under
 test, installs it as the notebooks' setup cell does on Colab and Kaggle (``requirements-colab.txt`` with
-``--no-deps``, plus nbval), rewrites the training step count (``tools/recipe.py``'s ``max_steps: int =
+``--no-deps``, plus nbval), rewrites the training step count (``helpers/recipe.py``'s ``max_steps: int =
 60``, and any ``max_steps=<number>`` literal in a notebook) to ``--max-steps`` (default 10, a canary's
 length), then runs ``python -m pytest --nbval-lax --nbval-current-env notebooks/`` with ``COURSE_MODEL``
 unset (``auto``: the 8B model on a GPU). Test failures do not stop the kernel: they are in the report.
@@ -167,7 +167,7 @@ def build_metadata(kernel_id: str, code_file: str, machine_shape: str = MACHINE_
 def rewrite_max_steps(root, steps):
     """Set the course's 8B training step count to ``steps`` in a copy of the course at ``root``.
 
-    Reads the 8B recipe's step count from tools/recipe.py (``max_steps: int = <n>``), rewrites that default,
+    Reads the 8B recipe's step count from helpers/recipe.py (``max_steps: int = <n>``), rewrites that default,
     and rewrites every ``max_steps = <n>`` / ``max_steps=<n>`` with that same value in the notebooks' code
     cells (notebook 04 writes it as a literal; the tiny model's own value is left alone). Returns what
     changed; raises if nothing did, so a refactor that moves the step count fails loudly instead of training
@@ -178,13 +178,13 @@ def rewrite_max_steps(root, steps):
     from pathlib import Path
 
     root, steps, changed = Path(root), int(steps), []
-    recipe = root / "tools" / "recipe.py"
+    recipe = root / "helpers" / "recipe.py"
     text = recipe.read_text() if recipe.is_file() else ""
     found = re.search(r"^\s*max_steps\s*:\s*int\s*=\s*(\d+)", text, flags=re.M)
     if found:
         full = found.group(1)
         recipe.write_text(text[:found.start(1)] + str(steps) + text[found.end(1):])
-        changed.append("tools/recipe.py: 1")
+        changed.append("helpers/recipe.py: 1")
         for path in sorted((root / "notebooks").glob("*.ipynb")):
             notebook, count = json.loads(path.read_text()), 0
             for cell in notebook["cells"]:
@@ -197,7 +197,8 @@ def rewrite_max_steps(root, steps):
                 path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
                 changed.append(f"notebooks/{path.name}: {count}")
     if not changed:
-        raise RuntimeError("found no max_steps to rewrite in tools/recipe.py: update rewrite_max_steps in tools/kaggle_t4.py")
+        raise RuntimeError("found no max_steps to rewrite in helpers/recipe.py: update rewrite_max_steps in "
+                           "tools/kaggle_t4.py")
     return changed
 
 

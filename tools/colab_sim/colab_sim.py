@@ -689,7 +689,7 @@ class Sim:
 
     def alone(self, run: Path) -> None:
         """Notebook 05 as a learner's fresh Colab session runs it, without notebook 04's adapter: its catch-up
-        cell runs `python -m tools.cli train` on Colab's Python and pins, then the lesson uses that adapter."""
+        cell runs `python -m helpers.train` on Colab's Python and pins, then the lesson uses that adapter."""
         py = str(run / "venv" / "bin" / "python")
         out = run / "alone-outputs"
         shutil.rmtree(out, ignore_errors=True)
@@ -699,8 +699,8 @@ class Sim:
                             name], cwd=run / "content", env={**self.env(run), "COURSE_OUTPUT": str(out)},
                            capture_output=True, text=True)
         (run / "alone.log").write_text(r.stdout + r.stderr)
-        trained = (out / "train_metrics.json").is_file()  # written by `course train`, so the catch-up ran
-        log("notebook 05 without an adapter (its cell runs `course train`): " + (
+        trained = (out / "train_metrics.json").is_file()  # written by helpers.train, so the catch-up ran
+        log("notebook 05 without an adapter (its cell runs `python -m helpers.train`): " + (
             "passed" if r.returncode == 0 and trained else f"FAILED (log: {run / 'alone.log'})\n" + r.stdout[-2000:]))
         if r.returncode or not trained:
             self.failures.append("alone: notebook 05 without an adapter failed")
@@ -719,10 +719,11 @@ class StageFailed(Exception):
 
 
 def notebook_helpers(course: Path) -> set[str]:
+    """The helpers modules the notebooks import, or run as ``python -m helpers.NAME`` (the catch-up cell)."""
     mods = set()
     for nb in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        mods |= imported_modules(["".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
-                                  if c["cell_type"] == "code"])
+        sources = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        mods |= imported_modules(sources) | {m for s in sources for m in re.findall(r'"-m", "(helpers\.\w+)"', s)}
     return {m for m in mods if m.startswith("helpers")}
 
 

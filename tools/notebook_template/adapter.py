@@ -7,9 +7,9 @@ from helpers.save import saved_adapter
 
 model_name = choose_model(COURSE_MODEL)
 adapter = saved_adapter(adapter_dir(), model_name)  # None when it is missing or from another base model
-if adapter is None:  # notebook 04's recipe, run by the course's command line in its own process
-    command = [sys.executable, "-m", "tools.cli", "train", "--model", model_name, "--output-dir", str(output_dir()),
-               "--report-to", "none", "--no-progress"]
+if adapter is None:  # notebook 04's recipe, run by the course's training path in its own process
+    command = [sys.executable, "-m", "helpers.train", "--model", model_name, "--output-dir", str(output_dir()),
+               "--no-progress"]
     with subprocess.Popen(command, cwd=COURSE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
         for line in run.stdout:  # its output as it comes, in this cell
             print(line, end="")

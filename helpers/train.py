@@ -1,19 +1,24 @@
-"""Train the course's LoRA adapter in one call: notebook 04's steps with ``tools.recipe``'s numbers, for the
-``course train`` command (which notebooks 05 to 08 run when they start without an adapter) and the benchmark."""
+"""Train the course's LoRA adapter in one call: notebook 04's steps with :mod:`helpers.recipe`'s numbers. Notebooks
+05 to 08 run it when they start without an adapter; ``course train`` and the benchmark call it too.
 
+Usage (the notebooks' catch-up; ``course train`` has every other option, docs/commands.md):
+    python -m helpers.train --model MODEL --output-dir DIR [--max-steps N] [--no-progress]
+"""
+
+import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from helpers.checkpoints import last_checkpoint, resume_checkpoint
-from helpers.data import format_alpaca
-from helpers.errors import check_lengths, explain_load_errors, oom_advice
-from helpers.paths import TRAIN_FILE, adapter_dir
+from helpers.data import DataError, format_alpaca, load_alpaca
+from helpers.errors import ModelLoadError, check_lengths, explain_load_errors, oom_advice
+from helpers.paths import TRAIN_FILE, adapter_dir, output_dir
+from helpers.recipe import Recipe
 from helpers.runtime import has_cuda
 from helpers.save import atomic_folder, check_adapter
-from tools.datafiles import load_alpaca
-from tools.recipe import Recipe
 
 
 def is_main_process() -> bool:
@@ -109,3 +114,97 @@ def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = Tru
         checked = check_adapter(model, tmp, quiet=True) if check else None
     print(f"Saved the adapter to {path}" + (f" ({checked} tensors reloaded and checked)." if check else "."))
     return Path(path)
+
+
+def train_run(model_name: str, data: Path | Any, out_dir: str | Path, recipe: Recipe, run: dict[str, Any],
+              resume: bool = True, progress: bool = True, load_kwargs: dict | None = None,
+              trainer_kwargs: dict | None = None) -> Path:
+    """:func:`train_adapter` into ``out_dir / "lora_adapter"``, then (main process) ``out_dir / "train_metrics.json"``
+    and a summary: what ``course train`` and ``python -m helpers.train`` do. ``run`` holds :func:`train_metrics`'s
+    device, precision, gpu and world_size."""
+    out_dir = Path(out_dir)
+    # the Trainer counts the non-padding tokens: Unsloth's GPU path logs no num_tokens
+    trainer_kwargs = {"disable_tqdm": not progress, "include_num_input_tokens_seen": "non_padding",
+                      **(trainer_kwargs or {})}
+    adapter = train_adapter(model_name, data, out_dir / "lora_adapter", recipe, resume=resume, load_kwargs=load_kwargs,
+                            trainer_kwargs=trainer_kwargs)
+    if is_main_process():
+        metrics = train_metrics(out_dir / "trainer_state.json", **run)
+        (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        print(f"Adapter saved to {adapter}")
+        print(f"{metrics['global_step']} steps in {metrics['train_runtime_s']:.1f} s on {metrics['world_size']} "
+              f"process(es): {metrics['tokens']} tokens, {metrics['tokens_per_s']:.0f} tokens/s; "
+              f"loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f}")
+    return adapter
+
+
+def train_metrics(state_path: Path, device: str, precision: str, gpu: str | None = None,
+                  world_size: int = 1) -> dict[str, Any]:
+    """Steps, runtime, tokens and tokens/s of the run, from the trainer_state.json that train_adapter saves."""
+    state = json.loads(Path(state_path).read_text())
+    history = state.get("log_history", [])
+    losses = [e["loss"] for e in history if "loss" in e]
+    # Non-padding tokens over all processes: TRL's num_tokens where it logs them (CPU), else the Trainer's count.
+    tokens = max((e.get("num_tokens", 0) for e in history), default=0) or state.get("num_input_tokens_seen", 0)
+    runtime = next((e["train_runtime"] for e in reversed(history) if "train_runtime" in e), float("nan"))
+    return {
+        "global_step": state.get("global_step"),
+        "world_size": world_size,
+        "device": device,
+        "gpu": gpu,
+        "precision": precision,
+        "train_runtime_s": runtime,
+        "tokens": int(tokens),
+        "tokens_per_s": tokens / runtime if runtime and runtime == runtime else float("nan"),
+        "peak_reserved_gib_this_gpu": _peak_gib(),
+        "first_loss": losses[0] if losses else float("nan"),
+        "last_loss": losses[-1] if losses else float("nan"),
+    }
+
+
+def _peak_gib() -> float | None:
+    """Peak reserved memory of this process's GPU (each DDP process holds a whole copy on its own), or None."""
+    import torch
+
+    return round(torch.cuda.max_memory_reserved() / 1024**3, 2) if torch.cuda.is_available() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.train``: train on data/train.jsonl with the model's recipe, as ``course train`` does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=main.__doc__)
+    parser.add_argument("--model", help="a hub name, a local folder, auto, smollm2 or tiny (default: $COURSE_MODEL, "
+                                        "else auto)")
+    parser.add_argument("--output-dir", help="where lora_adapter/, checkpoints/ and train_metrics.json go "
+                                             "(default: $COURSE_OUTPUT, else outputs/)")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (default: the model's recipe)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (a notebook cell's output)")
+    args = parser.parse_args(argv)
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps must be at least 1, got {args.max_steps}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import unsloth  # noqa: F401  (first: it patches transformers, TRL and PEFT)
+
+    from helpers.models import choose_model
+    from helpers.runtime import runtime_info
+
+    model_name = choose_model(args.model)
+    recipe = Recipe.for_model(model_name)
+    recipe = replace(recipe, max_steps=args.max_steps) if args.max_steps else recipe
+    hw = runtime_info()  # the precision Unsloth picks for dtype=None: bf16 where the GPU has it, else fp16
+    run = {"device": hw.device, "gpu": hw.gpu_name,
+           "precision": ("bf16" if hw.bf16 else "fp16") if hw.device == "cuda" else "auto"}
+    out_dir = Path(args.output_dir) if args.output_dir else output_dir()
+    print(f"Training {model_name} for {recipe.max_steps} steps (learning rate {recipe.learning_rate:g}) on "
+          f"{hw.device} into {out_dir / 'lora_adapter'}")
+    try:
+        train_run(model_name, TRAIN_FILE, out_dir, recipe, run, progress=not args.no_progress)
+    except (DataError, ModelLoadError) as err:
+        print(f"python -m helpers.train: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""The course's training recipe in one place, for tools.train and the ``course`` command; a test checks
-that the notebooks' literals match it. The 8B recipe is Unsloth's Alpaca recipe.
+"""The course's training recipe in one place, for helpers.train (the catch-up of notebooks 05 to 08) and the
+``course`` command; a test checks that the notebooks' literals match it. The 8B recipe is Unsloth's Alpaca recipe.
 
     >>> Recipe().max_steps, Recipe.for_model("unsloth/llama-3-8b-bnb-4bit").learning_rate
     (60, 0.0002)
