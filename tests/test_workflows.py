@@ -172,7 +172,9 @@ def test_ci_runs_the_readme_test_command_with_both_caches():
     assert "bash .ci/run" in runs and "make test" in (ROOT / ".ci" / "run").read_text()
     caches = {s["with"]["path"]: s["with"]["key"] for s in steps(workflow) if s.get("uses", "").startswith("actions/cache@")}
     assert "hashFiles('requirements/*.txt'" in caches[".venv"] and "python-version" in caches[".venv"]
-    assert "~/.cache/unsloth-course" in caches and "helpers/tiny.py" in caches["~/.cache/unsloth-course"]
+    course_cache = [path for path in caches if path.splitlines()[0] == "~/.cache/unsloth-course"]
+    assert course_cache and "helpers/tiny.py" in caches[course_cache[0]]
+    assert "!~/.cache/unsloth-course/venv-*" in course_cache[0].splitlines(), "the stack is cached once, as .venv"
 
 
 def test_colab_sim_runs_the_make_target_with_its_cache():
