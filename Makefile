@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup stack course test test-fast colab-sim bench docs docs-notebooks docs-serve docs-screenshots
+.PHONY: setup stack course lint test test-fast colab-sim bench docs docs-notebooks docs-serve docs-screenshots
 
 # llama-cpp-python is built from source (PyPI has no wheel): CPU only, no server or tools, portable code.
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF -DLLAVA_BUILD=OFF \
@@ -48,10 +48,14 @@ setup: $(STAMP)
 course: setup
 	$(PY) -m tools.run_course --out outputs/course
 
+# The formatter and the linter (ruff, settings in pyproject.toml): make test runs it first
+lint: setup
+	$(PY) -m ruff format --check --quiet . && $(PY) -m ruff check --quiet .
+
 # Every lesson notebook under nbval on the CPU default model (SmolLM2), then CI's quality guard on the scores
 # notebooks 06 and 07 wrote (tools/quality.py). whole_course.ipynb is the lessons' cells, checked for parity by
 # tests/test_notebooks_format.py rather than executed a second time.
-test: setup
+test: lint
 	out=$$(mktemp -d) && COURSE_OUTPUT=$$out $(PY) -m pytest tests notebooks/[0-9][0-9]_*.ipynb --doctest-modules helpers tools \
 	  --nbval-lax --nbval-current-env --durations=12 && $(PY) -m tools.quality $$out; status=$$?; rm -rf $$out; exit $$status
 

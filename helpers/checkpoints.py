@@ -1,7 +1,7 @@
 """Resume training after a disconnect: the last complete checkpoint of this run, or a fresh start.
 
-    >>> last_checkpoint("/tmp/no-such-folder/checkpoints") is None
-    True
+>>> last_checkpoint("/tmp/no-such-folder/checkpoints") is None
+True
 """
 
 import json
@@ -28,8 +28,10 @@ def read_json(folder: str | Path, name: str = "trainer_state.json") -> dict | No
 def list_checkpoints(folder: str | Path) -> list[Path]:
     """Every ``checkpoint-N`` folder under ``folder``, oldest step first (complete or not)."""
     try:
-        return sorted((p for p in Path(folder).iterdir() if p.is_dir() and checkpoint_step(p) is not None),
-                      key=checkpoint_step)
+        return sorted(
+            (p for p in Path(folder).iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+            key=checkpoint_step,
+        )
     except OSError:  # no folder (yet), or another process just moved it aside
         return []
 
@@ -42,12 +44,18 @@ def last_checkpoint(folder: str | Path) -> Path | None:
 
 def same_model(a: str, b: str) -> bool:
     """True when two model names mean the same weights (Unsloth may record 'x' for 'x-bnb-4bit', or a path)."""
+
     def key(name: str) -> str:
         return re.sub(r"(-unsloth)?-bnb-(4|8)bit$", "", str(name).rstrip("/").lower())
-    return key(a) == key(b) or (Path(a).is_dir() and Path(b).is_dir() and Path(a).resolve() == Path(b).resolve())
+
+    return key(a) == key(b) or (
+        Path(a).is_dir() and Path(b).is_dir() and Path(a).resolve() == Path(b).resolve()
+    )
 
 
-def mismatch(checkpoint: str | Path, model_name: str | None = None, max_steps: int | None = None) -> str | None:
+def mismatch(
+    checkpoint: str | Path, model_name: str | None = None, max_steps: int | None = None
+) -> str | None:
     """Why ``checkpoint`` cannot continue this run (another base model or step count), or None if it can."""
     base = (read_json(checkpoint, "adapter_config.json") or {}).get("base_model_name_or_path")
     if model_name is not None and base is not None and not same_model(base, model_name):
@@ -60,8 +68,13 @@ def mismatch(checkpoint: str | Path, model_name: str | None = None, max_steps: i
     return None
 
 
-def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_steps: int | None = None,
-                      resume: bool = True, quiet: bool = False) -> str | None:
+def resume_checkpoint(
+    folder: str | Path,
+    model_name: str | None = None,
+    max_steps: int | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+) -> str | None:
     """The checkpoint to pass to ``trainer.train(resume_from_checkpoint=...)``, or None to start fresh; says which.
     Old checkpoints that do not continue this run move to ``<folder>-previous`` (replacing an older one).
     With ``quiet`` (the other processes of a multi-GPU run) it neither prints nor moves anything."""
@@ -71,12 +84,17 @@ def resume_checkpoint(folder: str | Path, model_name: str | None = None, max_ste
     if found and not reason:
         if not quiet:
             total = (read_json(found) or {}).get("max_steps")
-            print(f"Resuming from {found.name} (step {checkpoint_step(found)} of {total}) in {folder}.")
+            print(
+                f"Resuming from {found.name} (step {checkpoint_step(found)} of {total}) in {folder}."
+            )
         return str(found)
     if quiet:
         return None
-    why = f"{found.name} does not continue this run: {reason}" if found else (
-        f"no checkpoint in {folder}" if resume else "resume=False")
+    why = (
+        f"{found.name} does not continue this run: {reason}"
+        if found
+        else (f"no checkpoint in {folder}" if resume else "resume=False")
+    )
     kept = folder.with_name(folder.name + "-previous") if list_checkpoints(folder) else None
     if kept:
         if kept.exists():

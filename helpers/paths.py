@@ -1,7 +1,7 @@
 """Where the course keeps its data and writes its outputs, and Google Drive for outputs that must survive.
 
-    >>> adapter_dir().name
-    'lora_adapter'
+>>> adapter_dir().name
+'lora_adapter'
 """
 
 import os
@@ -35,16 +35,24 @@ def drive_mounted() -> bool:
     return (DRIVE_ROOT / "MyDrive").is_dir()
 
 
-def use_drive(folder: str | Path = DRIVE_ROOT / "MyDrive" / "unsloth-course", mount: bool = True) -> Path:
+def use_drive(
+    folder: str | Path = DRIVE_ROOT / "MyDrive" / "unsloth-course", mount: bool = True
+) -> Path:
     """Colab only: mount Google Drive (asks for permission) and send all course outputs to ``folder`` on it."""
     from helpers.runtime import in_colab
+
     if not in_colab():
-        raise RuntimeError("use_drive() works on Colab only; elsewhere set COURSE_OUTPUT to any folder you keep.")
+        raise RuntimeError(
+            "use_drive() works on Colab only; elsewhere set COURSE_OUTPUT to any folder you keep."
+        )
     if mount and not drive_mounted():
         from google.colab import drive
+
         drive.mount(str(DRIVE_ROOT))
     if not drive_mounted():
-        raise RuntimeError(f"Google Drive is not mounted at {DRIVE_ROOT}; outputs would be lost on a disconnect.")
+        raise RuntimeError(
+            f"Google Drive is not mounted at {DRIVE_ROOT}; outputs would be lost on a disconnect."
+        )
     Path(folder).mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_OUTPUT"] = str(folder)
     print(f"Outputs and checkpoints go to {folder} (COURSE_OUTPUT); they survive a disconnect.")
@@ -55,8 +63,10 @@ def warn_if_drive_missing() -> str | None:
     """A warning when COURSE_OUTPUT points into /content/drive but Drive is not mounted, else None."""
     out = os.environ.get("COURSE_OUTPUT", "")
     if out.startswith(str(DRIVE_ROOT)) and not drive_mounted():
-        message = (f"COURSE_OUTPUT={out} is on Google Drive, but Drive is not mounted: files written there "
-                   f"stay on the runtime's disk and vanish with it. Run helpers.paths.use_drive() first.")
+        message = (
+            f"COURSE_OUTPUT={out} is on Google Drive, but Drive is not mounted: files written there "
+            f"stay on the runtime's disk and vanish with it. Run helpers.paths.use_drive() first."
+        )
         warnings.warn(message, stacklevel=2)
         return message
     return None

@@ -13,6 +13,7 @@ def _save(fig, path: str | Path | None):
 def loss_curve(log_history: Sequence[Mapping], path: str | Path | None = None):
     """Plot training loss per logged step from ``trainer.state.log_history``."""
     import matplotlib.pyplot as plt
+
     points = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot([s for s, _ in points], [v for _, v in points], marker=".", linewidth=1)
@@ -21,9 +22,12 @@ def loss_curve(log_history: Sequence[Mapping], path: str | Path | None = None):
     return _save(fig, path)
 
 
-def length_histogram(lengths: Sequence[int], max_seq_length: int | None = None, path: str | Path | None = None):
+def length_histogram(
+    lengths: Sequence[int], max_seq_length: int | None = None, path: str | Path | None = None
+):
     """Histogram of token lengths, with the max_seq_length limit drawn if given."""
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(lengths, bins=30)
     if max_seq_length is not None and max_seq_length <= max(lengths) * 1.5:
@@ -33,10 +37,15 @@ def length_histogram(lengths: Sequence[int], max_seq_length: int | None = None, 
     return _save(fig, path)
 
 
-def score_bars(scores: Mapping[str, Mapping[str, float]], path: str | Path | None = None, ylabel: str = "exact match"):
+def score_bars(
+    scores: Mapping[str, Mapping[str, float]],
+    path: str | Path | None = None,
+    ylabel: str = "exact match",
+):
     """Grouped bars: ``scores[model][family] -> value`` (e.g. base vs fine-tuned per task family)."""
     import matplotlib.pyplot as plt
     import numpy as np
+
     models = list(scores)
     families = list(next(iter(scores.values())))
     x = np.arange(len(families))

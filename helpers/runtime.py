@@ -1,7 +1,7 @@
 """What is this machine? Colab, Kaggle or your own; GPU name, compute capability, memory, bf16 support.
 
-    >>> runtime_info().device in ("cuda", "cpu", "mps")
-    True
+>>> runtime_info().device in ("cuda", "cpu", "mps")
+True
 """
 
 import os
@@ -24,7 +24,11 @@ class RuntimeInfo:
     @property
     def dtype_name(self) -> str:
         """The half-precision type to train in: bf16 where supported (Ampere and newer), else fp16."""
-        return "bfloat16" if self.bf16 else ("float16" if self.device == "cuda" else "float32/bfloat16 (CPU)")
+        return (
+            "bfloat16"
+            if self.bf16
+            else ("float16" if self.device == "cuda" else "float32/bfloat16 (CPU)")
+        )
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) pairs for display."""
@@ -51,15 +55,20 @@ def has_cuda() -> bool:
 def runtime_info() -> RuntimeInfo:
     """Collect facts about this runtime. A T4 (compute capability 7.5) has no bf16, so it trains in fp16."""
     import torch
+
     host = "colab" if in_colab() else "kaggle" if in_kaggle() else "local"
     info = RuntimeInfo(device="cpu", host=host, cpu_threads=torch.get_num_threads())
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info.device, info.gpu_name = "cuda", props.name
-        major, minor = torch.cuda.get_device_capability(0)  # (a T4's 7.5 inside tools/t4_envelope, as Unsloth sees it)
+        major, minor = torch.cuda.get_device_capability(
+            0
+        )  # (a T4's 7.5 inside tools/t4_envelope, as Unsloth sees it)
         info.compute_capability = f"{major}.{minor}"
         info.vram_gib = round(props.total_memory / 1024**3, 2)
-        info.bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # a T4 emulates bf16 slowly: no
+        info.bf16 = torch.cuda.is_bf16_supported(
+            including_emulation=False
+        )  # a T4 emulates bf16 slowly: no
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         info.device = "mps"
     return info

@@ -23,6 +23,7 @@ def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
     import torch
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
+
     folder = Path(folder)
     for name in (CONFIG_FILE, ADAPTER_FILE):
         if not (folder / name).is_file():
@@ -31,19 +32,27 @@ def check_adapter(model: Any, folder: str | Path, quiet: bool = False) -> int:
         json.loads((folder / CONFIG_FILE).read_text())
         saved = load_file(str(folder / ADAPTER_FILE))
     except Exception as err:  # a truncated file fails here
-        raise SaveError(f"{folder}: the saved adapter does not reload ({type(err).__name__}: {err})") from None
+        raise SaveError(
+            f"{folder}: the saved adapter does not reload ({type(err).__name__}: {err})"
+        ) from None
     expected = get_peft_model_state_dict(model)
     if set(saved) != set(expected):
         missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
-        raise SaveError(f"{folder}: saved tensors differ from the model's (missing {missing[:3]}, extra {extra[:3]})")
+        raise SaveError(
+            f"{folder}: saved tensors differ from the model's (missing {missing[:3]}, extra {extra[:3]})"
+        )
     for key, tensor in expected.items():
         if not torch.equal(saved[key], tensor.detach().to("cpu", saved[key].dtype)):
-            raise SaveError(f"{folder}: tensor {key} reloads with other values than the model holds")
+            raise SaveError(
+                f"{folder}: tensor {key} reloads with other values than the model holds"
+            )
     if not quiet:
         params = sum(t.numel() for t in saved.values())
         dtypes = ", ".join(sorted({str(t.dtype).removeprefix("torch.") for t in saved.values()}))
-        print(f"{len(saved)} LoRA tensors reloaded and equal to the model's: {params:,} parameters in {dtypes}, "
-              f"{(folder / ADAPTER_FILE).stat().st_size / 1e6:.1f} MB on disk.")
+        print(
+            f"{len(saved)} LoRA tensors reloaded and equal to the model's: {params:,} parameters in {dtypes}, "
+            f"{(folder / ADAPTER_FILE).stat().st_size / 1e6:.1f} MB on disk."
+        )
     return len(saved)
 
 
@@ -84,7 +93,9 @@ def saved_adapter(folder: str | Path, model_name: str) -> Path | None:
         return None
     base = json.loads(config.read_text()).get("base_model_name_or_path")
     if not same_model(str(base), model_name):
-        print(f"The adapter at {folder} was trained from {base!r}, not {model_name!r}: training a new one.")
+        print(
+            f"The adapter at {folder} was trained from {base!r}, not {model_name!r}: training a new one."
+        )
         return None
     print(f"Using the adapter notebook 04 saved: {folder}")
     return Path(folder)

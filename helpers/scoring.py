@@ -1,10 +1,10 @@
 """Score a model on the held-out set: batched greedy answers, per-family checkers, a report table.
 
-    >>> records = [{"instruction": "Even or odd?", "input": "7", "output": "odd", "family": "parity"},
-    ...            {"instruction": "As JSON.", "input": "Hi", "output": '{"a": 1, "b": 2}', "family": "j"}]
-    >>> report = score(records, ["odd ", '{"a": 1, "b": 3}'])
-    >>> report.overall["exact_match"], report.overall["json_valid"], report.overall["field_accuracy"]
-    (0.5, 1.0, 0.5)
+>>> records = [{"instruction": "Even or odd?", "input": "7", "output": "odd", "family": "parity"},
+...            {"instruction": "As JSON.", "input": "Hi", "output": '{"a": 1, "b": 2}', "family": "j"}]
+>>> report = score(records, ["odd ", '{"a": 1, "b": 3}'])
+>>> report.overall["exact_match"], report.overall["json_valid"], report.overall["field_accuracy"]
+(0.5, 1.0, 0.5)
 """
 
 import contextlib
@@ -44,7 +44,9 @@ def same_json(expected: str, answer: str) -> bool:
     return got is not None and got == parse_json_object(expected)
 
 
-CHECKERS: dict[str, Callable[[str, str], bool]] = {"classify_json": same_json}  # more than text equality
+CHECKERS: dict[str, Callable[[str, str], bool]] = {
+    "classify_json": same_json
+}  # more than text equality
 
 
 def is_json_task(expected: str) -> bool:
@@ -61,7 +63,9 @@ def field_accuracy(expected: str, answer: str) -> float:
     want, got = parse_json_object(expected) or {}, parse_json_object(answer)
     if not want:
         return math.nan
-    return 0.0 if got is None else sum(k in got and got[k] == v for k, v in want.items()) / len(want)
+    return (
+        0.0 if got is None else sum(k in got and got[k] == v for k, v in want.items()) / len(want)
+    )
 
 
 @dataclass
@@ -88,9 +92,12 @@ class Report:
     def _summary(items: Sequence[ItemResult]) -> dict[str, float]:
         js = [i for i in items if i.json_task]
         mean = lambda values, n: sum(values) / n if n else math.nan  # noqa: E731
-        return {"n": len(items), "exact_match": mean((i.exact_match for i in items), len(items)),
-                "json_valid": mean((bool(i.json_valid) for i in js), len(js)),
-                "field_accuracy": mean((i.field_accuracy for i in js), len(js))}
+        return {
+            "n": len(items),
+            "exact_match": mean((i.exact_match for i in items), len(items)),
+            "json_valid": mean((bool(i.json_valid) for i in js), len(js)),
+            "field_accuracy": mean((i.field_accuracy for i in js), len(js)),
+        }
 
     @property
     def overall(self) -> dict[str, float]:
@@ -103,6 +110,7 @@ class Report:
     def table(self):
         """A pandas DataFrame: one row per family plus 'overall'; NaN where a metric does not apply."""
         import pandas as pd
+
         frame = pd.DataFrame.from_dict({**self.by_family(), OVERALL: self.overall}, orient="index")
         frame["n"] = frame["n"].astype(int)
         frame.index.name = "family"
@@ -110,9 +118,16 @@ class Report:
 
     def to_dict(self) -> dict:
         """Overall and per-family summaries as plain data for JSON (None where a metric does not apply)."""
+
         def plain(summary: dict[str, float]) -> dict[str, float | None]:
-            return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
-        return {"overall": plain(self.overall), "families": {f: plain(v) for f, v in self.by_family().items()}}
+            return {
+                k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()
+            }
+
+        return {
+            "overall": plain(self.overall),
+            "families": {f: plain(v) for f, v in self.by_family().items()},
+        }
 
     def failures(self, family: str | None = None, limit: int = 5) -> list[ItemResult]:
         """Up to ``limit`` wrong answers (of one family if given), to look at."""
@@ -127,27 +142,41 @@ def score(records: Sequence[Mapping[str, str]], answers: Sequence[str]) -> Repor
     for record, answer in zip(records, answers):
         family, expected = record.get("family") or "all", record["output"]
         json_task = is_json_task(expected)
-        items.append(ItemResult(
-            family, record["instruction"], record.get("input", ""), expected, answer,
-            exact_match=checker_for(family, expected)(expected, answer), json_task=json_task,
-            json_valid=parse_json_object(answer) is not None if json_task else None,
-            field_accuracy=field_accuracy(expected, answer) if json_task else None))
+        items.append(
+            ItemResult(
+                family,
+                record["instruction"],
+                record.get("input", ""),
+                expected,
+                answer,
+                exact_match=checker_for(family, expected)(expected, answer),
+                json_task=json_task,
+                json_valid=parse_json_object(answer) is not None if json_task else None,
+                field_accuracy=field_accuracy(expected, answer) if json_task else None,
+            )
+        )
     return Report(items, list(dict.fromkeys(i.family for i in items)))
 
 
-def commonest_answers(train_records: Sequence[Mapping[str, str]], records: Sequence[Mapping[str, str]]) -> list[str]:
+def commonest_answers(
+    train_records: Sequence[Mapping[str, str]], records: Sequence[Mapping[str, str]]
+) -> list[str]:
     """For each record, the training set's most frequent output for its instruction ("" if unseen): a floor
     to read scores against (a yes/no family scores about 50% this way without reading the input)."""
     counts: dict[str, Counter] = {}
     for r in train_records:
         counts.setdefault(r["instruction"], Counter())[r["output"]] += 1
     # most_common breaks ties by first appearance, so the result is deterministic
-    return [counts[r["instruction"]].most_common(1)[0][0] if r["instruction"] in counts else "" for r in records]
+    return [
+        counts[r["instruction"]].most_common(1)[0][0] if r["instruction"] in counts else ""
+        for r in records
+    ]
 
 
 def compare(reports: Mapping[str, Report], metric: str = "exact_match"):
     """One metric side by side: rows are families plus 'overall', columns are the named reports."""
     import pandas as pd
+
     return pd.DataFrame({name: report.table()[metric] for name, report in reports.items()})
 
 
@@ -156,40 +185,66 @@ def alpaca_prompt(record: Mapping[str, str]) -> str:
     return prompt_for(record["instruction"], record.get("input", ""))
 
 
-def generate_answers(model, tokenizer, records: Sequence[Mapping[str, str]], batch_size: int = 32,
-                     max_new_tokens: int = 64, progress: bool = True,
-                     prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt, stop_at: Sequence[str] = (),
-                     **generate_kwargs) -> list[str]:
+def generate_answers(
+    model,
+    tokenizer,
+    records: Sequence[Mapping[str, str]],
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+    progress: bool = True,
+    prompt: Callable[[Mapping[str, str]], str] = alpaca_prompt,
+    stop_at: Sequence[str] = (),
+    **generate_kwargs,
+) -> list[str]:
     """Greedy answers to the records' prompts (Alpaca, or ``prompt(record)``), in left-padded batches, cut at EOS
     or at any token of ``stop_at`` (a chat template's end of turn, say). A prompt that starts with the BOS token
     (a chat template writes it) gets no second one; ``generate_kwargs`` go to ``model.generate``."""
     import torch
     from tqdm.auto import tqdm
+
     prompts = [prompt(r) for r in records]
     stops = [tokenizer.eos_token_id]
-    for token in stop_at:  # each must be one token of the vocabulary, or generation could never stop at it
+    for (
+        token
+    ) in stop_at:  # each must be one token of the vocabulary, or generation could never stop at it
         ids = tokenizer(token, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise ValueError(f"stop_at: {token!r} is not one token of this tokenizer (it becomes {ids})")
+            raise ValueError(
+                f"stop_at: {token!r} is not one token of this tokenizer (it becomes {ids})"
+            )
         stops.append(ids[0])
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    off = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")  # tqdm's switch; the site sets it
+    order = sorted(
+        range(len(prompts)), key=lambda i: len(prompts[i])
+    )  # similar lengths, less padding
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    off = not progress or os.environ.get("TQDM_DISABLE", "") not in (
+        "",
+        "0",
+    )  # tqdm's switch; the site sets it
     answers = [""] * len(prompts)
     padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts
     tokenizer.pad_token = tokenizer.eos_token if pad_token is None else pad_token
     try:
         for batch in tqdm(batches, desc="generating", unit="batch", disable=off):
-            inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                               add_special_tokens=add_bos).to(model.device)
+            inputs = tokenizer(
+                [prompts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=add_bos,
+            ).to(model.device)
             with torch.no_grad(), max_new_tokens_only(model):
-                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
-                                     **generate_kwargs)
-            for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1]:].tolist()):
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stops,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **generate_kwargs,
+                )
+            for i, ids in zip(batch, out[:, inputs["input_ids"].shape[1] :].tolist()):
                 end = next((k for k, token in enumerate(ids) if token in stops), len(ids))
                 answers[i] = tokenizer.decode(ids[:end], skip_special_tokens=True).strip()
     finally:
@@ -214,4 +269,7 @@ def max_new_tokens_only(model):
 
 def answer_token_budget(tokenizer, records: Sequence[Mapping[str, str]], margin: int = 8) -> int:
     """Enough new tokens for the longest expected output plus ``margin``, so generation stays short."""
-    return max(len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in records) + margin
+    return (
+        max(len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in records)
+        + margin
+    )

@@ -1,8 +1,8 @@
 """Hugging Face tokens from the environment or Kaggle's or Colab's secrets, never typed into or printed by a notebook.
 
-    >>> t = Token("hf_abcdefghijklmnopqrstuvwxyz012345", "HF_TOKEN")
-    >>> t, f"{t}"
-    (Token('hf_****', 35 chars, from HF_TOKEN), 'hf_****')
+>>> t = Token("hf_abcdefghijklmnopqrstuvwxyz012345", "HF_TOKEN")
+>>> t, f"{t}"
+(Token('hf_****', 35 chars, from HF_TOKEN), 'hf_****')
 """
 
 import os
@@ -24,7 +24,9 @@ class Token:
     def __init__(self, value: str, source: str) -> None:
         self._value, self.source = value, source
 
-    value = property(lambda self: self._value, doc="The token itself: pass it to a library, never to print().")
+    value = property(
+        lambda self: self._value, doc="The token itself: pass it to a library, never to print()."
+    )
 
     def __str__(self) -> str:
         return ("hf_" if self._value.startswith("hf_") else "") + "****"
@@ -49,9 +51,11 @@ def hf_token(required: bool = False) -> Token | None:
     try:
         if in_kaggle():
             from kaggle_secrets import UserSecretsClient
+
             value, where = UserSecretsClient().get_secret(SECRET), f"Kaggle secret {SECRET}"
         elif in_colab():
             from google.colab import userdata
+
             value, where = userdata.get(SECRET), f"Colab secret {SECRET}"
     except Exception:  # not added or not attached, no secrets service, an older runtime
         value = None
@@ -62,5 +66,6 @@ def hf_token(required: bool = False) -> Token | None:
             "No Hugging Face token found. Set the environment variable HF_TOKEN, or on Colab add a secret named "
             "HF_TOKEN (key icon in the left bar) and allow this notebook to access it, or on Kaggle add a secret "
             "named HF_TOKEN (Add-ons > Secrets) and attach it to this notebook. Never paste a token into a cell: "
-            "it would be saved in the notebook.")
+            "it would be saved in the notebook."
+        )
     return None

@@ -15,7 +15,10 @@ from helpers.paths import REPO_ROOT
 from helpers.runtime import has_cuda
 
 REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
-GPU_ONLY = {"bitsandbytes", "torchao"}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
+GPU_ONLY = {
+    "bitsandbytes",
+    "torchao",
+}  # not in the CPU stack: Unsloth loads 16-bit weights there and needs neither
 
 
 @dataclass
@@ -55,8 +58,10 @@ def package_table(path: Path = REQUIREMENTS) -> list[PackageRow]:
     """Every pinned package plus torch, triton and xformers (the runtime's own), with its version; notebook 00
     says what each is for."""
     pins = read_pins(path)
-    return [PackageRow(n, pins.get(n), installed_version(n))
-            for n in dict.fromkeys(["torch", "triton", *pins, "xformers"])]
+    return [
+        PackageRow(n, pins.get(n), installed_version(n))
+        for n in dict.fromkeys(["torch", "triton", *pins, "xformers"])
+    ]
 
 
 def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow]:
@@ -67,19 +72,36 @@ def drift(path: Path = REQUIREMENTS, gpu: bool | None = None) -> list[PackageRow
 
 def fix_command(rows: list[PackageRow]) -> str:
     """The pip command that puts the drifted packages back on their pins ('' when nothing drifted)."""
-    return "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows) if rows else ""
+    return (
+        "pip install --no-deps " + " ".join(f"{r.name}=={r.pinned}" for r in rows) if rows else ""
+    )
 
 
-def check_versions(path: Path = REQUIREMENTS, gpu: bool | None = None, quiet: bool = False) -> list[PackageRow]:
+def check_versions(
+    path: Path = REQUIREMENTS, gpu: bool | None = None, quiet: bool = False
+) -> list[PackageRow]:
     """Compare installed packages with the pins: warn once per drifted package, and print each (installed
     vs pinned) and the pip command that fixes them all."""
     rows = drift(path, gpu)
     for r in rows:
-        warnings.warn(f"{r.name}: installed {r.installed or 'nothing'}, pinned {r.pinned}", stacklevel=2)
+        warnings.warn(
+            f"{r.name}: installed {r.installed or 'nothing'}, pinned {r.pinned}", stacklevel=2
+        )
     if not quiet:
-        print("\n".join([f"{len(rows)} package(s) differ from the versions this course was tested with:",
-                         *(f"  - {r.name}: installed {r.installed or 'nothing (not installed)'}, pinned {r.pinned}"
-                           for r in rows),
-                         "To restore the tested versions, run this, then restart the runtime (Colab: Runtime > "
-                         "Restart session):", f"  {fix_command(rows)}"]) if rows else "All pinned packages match.")
+        print(
+            "\n".join(
+                [
+                    f"{len(rows)} package(s) differ from the versions this course was tested with:",
+                    *(
+                        f"  - {r.name}: installed {r.installed or 'nothing (not installed)'}, pinned {r.pinned}"
+                        for r in rows
+                    ),
+                    "To restore the tested versions, run this, then restart the runtime (Colab: Runtime > "
+                    "Restart session):",
+                    f"  {fix_command(rows)}",
+                ]
+            )
+            if rows
+            else "All pinned packages match."
+        )
     return rows

@@ -29,9 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 1280, 1600
 DEFAULT_PAGES = {"home": "", "notebook": "notebooks/02_lora_adapters/"}
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=5000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
 ]
 
 
@@ -47,8 +54,22 @@ def find_chromium() -> str:
 def build_site(site_dir: Path) -> None:
     """mkdocs build --strict into ``site_dir``; exit with mkdocs' output if it fails."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site_dir)],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "--site-dir",
+            str(site_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         sys.exit(f"mkdocs build --strict failed:\n{result.stdout}{result.stderr}")
 
@@ -96,29 +117,56 @@ def check_png(path: Path, height: int = HEIGHT) -> str:
     return f"{size[0]}x{size[1]}, {path.stat().st_size:,} bytes, {len(colours)} colours, {share:.1%} text-dark pixels"
 
 
-def screenshot(chromium: str, url: str, out: Path, height: int = HEIGHT, timeout: int = 180) -> None:
+def screenshot(
+    chromium: str, url: str, out: Path, height: int = HEIGHT, timeout: int = 180
+) -> None:
     """One headless Chromium run with a fresh profile directory, saving ``url`` as ``out``."""
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
     try:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}",
-               f"--window-size={WIDTH},{height}", url]
+        cmd = [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={out}",
+            f"--window-size={WIDTH},{height}",
+            url,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0 or not out.exists():
-            raise RuntimeError(f"chromium exited {result.returncode} for {url}:\n{result.stderr[-2000:]}")
+            raise RuntimeError(
+                f"chromium exited {result.returncode} for {url}:\n{result.stderr[-2000:]}"
+            )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "docs-screenshots",
-                        help="folder for the PNGs (default: outputs/docs-screenshots)")
-    parser.add_argument("--page", action="append", default=[], metavar="PATH",
-                        help="an extra page to capture, as a site path such as concepts/lora/ (repeatable)")
-    parser.add_argument("--height", type=int, default=HEIGHT,
-                        help=f"window height in pixels (default {HEIGHT}; larger captures more of a long page)")
-    parser.add_argument("--site", type=Path, default=None,
-                        help="an already built site to serve instead of building one")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "outputs" / "docs-screenshots",
+        help="folder for the PNGs (default: outputs/docs-screenshots)",
+    )
+    parser.add_argument(
+        "--page",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an extra page to capture, as a site path such as concepts/lora/ (repeatable)",
+    )
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=HEIGHT,
+        help=f"window height in pixels (default {HEIGHT}; larger captures more of a long page)",
+    )
+    parser.add_argument(
+        "--site",
+        type=Path,
+        default=None,
+        help="an already built site to serve instead of building one",
+    )
     args = parser.parse_args(argv)
 
     chromium = find_chromium()

@@ -21,7 +21,7 @@ import stat
 import sys
 from pathlib import Path
 
-CONVERTER = r'''
+CONVERTER = r"""
 import os, struct, sys
 
 args = sys.argv[1:]
@@ -40,7 +40,7 @@ if mode == "enospc":
     sys.exit(1)
 sys.stderr.write("NotImplementedError: BPE pre-tokenizer was not recognized - update get_vocab_base_pre()\n")
 sys.exit(3)
-'''
+"""
 
 
 def fake_llama_cpp(folder: Path) -> Path:
@@ -51,8 +51,10 @@ def fake_llama_cpp(folder: Path) -> Path:
     (folder / "convert_lora_to_gguf.py").write_text("raise SystemExit('not used')\n")
     (folder / "convert_hf_to_gguf.py").write_text(CONVERTER)
     quantize = folder / "llama-quantize"
-    quantize.write_text("#!/bin/sh\necho 'usage: llama-quantize [--help] model-f32.gguf [model-quant.gguf] type'\n"
-                        "[ \"$1\" = --help ] && exit 0\nexit 1\n")
+    quantize.write_text(
+        "#!/bin/sh\necho 'usage: llama-quantize [--help] model-f32.gguf [model-quant.gguf] type'\n"
+        '[ "$1" = --help ] && exit 0\nexit 1\n'
+    )
     quantize.chmod(quantize.stat().st_mode | stat.S_IEXEC)
     return folder
 
@@ -66,28 +68,59 @@ def _stub_hub(requests: list[dict]) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        seen = {"method": request.method, "path": path,
-                "auth_has_token": bool(token) and token in request.headers.get("authorization", "")}
+        seen = {
+            "method": request.method,
+            "path": path,
+            "auth_has_token": bool(token) and token in request.headers.get("authorization", ""),
+        }
         requests.append(seen)
         if path == "/api/whoami-v2":
-            return httpx.Response(200, json={"name": "learner", "type": "user", "orgs": [],
-                                             "auth": {"accessToken": {"role": "write"}}})
+            return httpx.Response(
+                200,
+                json={
+                    "name": "learner",
+                    "type": "user",
+                    "orgs": [],
+                    "auth": {"accessToken": {"role": "write"}},
+                },
+            )
         if path == "/api/repos/create":
-            body = json.loads(request.content)  # huggingface_hub 1.x sends "visibility"; older ones "private"
+            body = json.loads(
+                request.content
+            )  # huggingface_hub 1.x sends "visibility"; older ones "private"
             seen["visibility"] = body.get("visibility", "private" if body.get("private") else None)
-            return httpx.Response(200, json={"url": "https://huggingface.co/learner/tiny", "name": "learner/tiny"})
+            return httpx.Response(
+                200, json={"url": "https://huggingface.co/learner/tiny", "name": "learner/tiny"}
+            )
         if path == "/api/validate-yaml":
             return httpx.Response(200, json={"errors": [], "warnings": []})
         if "/preupload/" in path:
             files = json.loads(request.content)["files"]
-            return httpx.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular",
-                                                        "shouldIgnore": False} for f in files]})
+            return httpx.Response(
+                200,
+                json={
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in files
+                    ]
+                },
+            )
         if "/commit/" in path:
-            lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
+            lines = [
+                json.loads(line) for line in request.content.decode().splitlines() if line.strip()
+            ]
             seen["files"] = [line["value"]["path"] for line in lines if line.get("key") == "file"]
-            return httpx.Response(200, json={"commitUrl": "https://huggingface.co/learner/tiny/commit/" + "a" * 40,
-                                             "commitOid": "a" * 40, "pullRequestUrl": None})
-        return httpx.Response(404, json={"error": "not found"}, headers={"X-Error-Code": "EntryNotFound"})
+            return httpx.Response(
+                200,
+                json={
+                    "commitUrl": "https://huggingface.co/learner/tiny/commit/" + "a" * 40,
+                    "commitOid": "a" * 40,
+                    "pullRequestUrl": None,
+                },
+            )
+        return httpx.Response(
+            404, json={"error": "not found"}, headers={"X-Error-Code": "EntryNotFound"}
+        )
 
     huggingface_hub.set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(handler)))
 

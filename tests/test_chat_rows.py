@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def tiny():
     import unsloth  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     path = choose_model("tiny")
     return path, AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
@@ -32,6 +33,7 @@ def tiny():
 def base_like(tiny, tmp_path_factory):
     """A copy of the tiny model whose chat-token rows are zero, as in an untrained base."""
     import torch
+
     path, model, tokenizer = tiny
     out = tmp_path_factory.mktemp("base-like")
     shutil.copytree(path, out, dirs_exist_ok=True)
@@ -60,9 +62,12 @@ def test_unsloths_own_check_is_silent_on_a_text_dataset(base_like):
     """Why the course checks: fix_untrained_tokens finds nothing in a dataset of text and returns quietly."""
     from datasets import Dataset
     from unsloth_zoo.tokenizer_utils import fix_untrained_tokens
+
     _, model, tokenizer = base_like
     model.requires_grad_(False)  # LoRA leaves the embeddings frozen
-    texts = Dataset.from_dict({"text": ["<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"]})
+    texts = Dataset.from_dict(
+        {"text": ["<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"]}
+    )
     tokenizer.chat_template = "{{ '<|start_header_id|>' }}"
     fix_untrained_tokens(model, tokenizer, texts)  # silent
     ids = Dataset.from_dict({"input_ids": [tokenizer(texts[0]["text"])["input_ids"]]})
@@ -72,15 +77,25 @@ def test_unsloths_own_check_is_silent_on_a_text_dataset(base_like):
 
 def test_notebook_07_stops_before_training_on_zero_chat_rows(base_like, tmp_path):
     import papermill
+
     folder, _, _ = base_like
     out = tmp_path / "07.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as caught:
-        papermill.execute_notebook(str(ROOT / "notebooks" / "07_chat_templates.ipynb"), str(out),
-                                   parameters={"COURSE_MODEL": str(folder)}, cwd=str(ROOT / "notebooks"),
-                                   kernel_name="python3", progress_bar=False,
-                                   request_save_on_cell_execute=False)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "07_chat_templates.ipynb"),
+            str(out),
+            parameters={"COURSE_MODEL": str(folder)},
+            cwd=str(ROOT / "notebooks"),
+            kernel_name="python3",
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
     assert caught.value.ename == "UntrainedTokensError"
     import json
+
     cells = json.loads(out.read_text())["cells"]
     ran = [c for c in cells if c["cell_type"] == "code" and c.get("execution_count")]
-    assert not any("trainer.train()" in "".join(c["source"]) or "fine_tune(" in "".join(c["source"]) for c in ran)
+    assert not any(
+        "trainer.train()" in "".join(c["source"]) or "fine_tune(" in "".join(c["source"])
+        for c in ran
+    )

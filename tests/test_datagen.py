@@ -24,13 +24,21 @@ def prompts(path):
 
 def test_regenerates_the_committed_files_byte_for_byte(tmp_path):
     train, evals = datagen.build(tmp_path)
-    assert train.read_bytes() == TRAIN_FILE.read_bytes(), "data/train.jsonl is stale: run python -m tools.datagen"
-    assert evals.read_bytes() == EVAL_FILE.read_bytes(), "data/eval.jsonl is stale: run python -m tools.datagen"
+    assert train.read_bytes() == TRAIN_FILE.read_bytes(), (
+        "data/train.jsonl is stale: run python -m tools.datagen"
+    )
+    assert evals.read_bytes() == EVAL_FILE.read_bytes(), (
+        "data/eval.jsonl is stale: run python -m tools.datagen"
+    )
 
 
 def test_command_line_writes_the_same_files(tmp_path):
-    subprocess.run([sys.executable, "-m", "tools.datagen", "--out", str(tmp_path)], cwd=REPO_ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tools.datagen", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
     assert (tmp_path / "train.jsonl").read_bytes() == TRAIN_FILE.read_bytes()
     assert (tmp_path / "eval.jsonl").read_bytes() == EVAL_FILE.read_bytes()
 
@@ -57,7 +65,9 @@ def test_sizes_and_balanced_families():
     train = load_alpaca(TRAIN_FILE)
     evals = load_alpaca(EVAL_FILE, extra_keys=["family"])
     assert (len(train), len(evals)) == (datagen.N_TRAIN, datagen.N_EVAL)
-    assert train.column_names == ["instruction", "input", "output"], "the training set is plain Alpaca"
+    assert train.column_names == ["instruction", "input", "output"], (
+        "the training set is plain Alpaca"
+    )
     counts = Counter(evals["family"])
     assert set(counts) == set(datagen.FAMILIES)
     assert max(counts.values()) - min(counts.values()) <= 1
@@ -65,7 +75,9 @@ def test_sizes_and_balanced_families():
 
 def test_every_training_record_belongs_to_a_family_and_is_right():
     held_out = datagen.generate(datagen.N_EVAL, datagen.SEED + 1)
-    records = datagen.generate(datagen.N_TRAIN, datagen.SEED, exclude=[r["input"] for r in held_out])
+    records = datagen.generate(
+        datagen.N_TRAIN, datagen.SEED, exclude=[r["input"] for r in held_out]
+    )
     plain = [{k: v for k, v in r.items() if k != "family"} for r in records]
     assert [json.dumps(r) for r in plain] == TRAIN_FILE.read_text().splitlines()
     report = score(records, [r["output"] for r in records])
@@ -107,19 +119,38 @@ def test_same_seed_same_records_other_seed_other_records():
 def test_generate_excludes_and_stops_when_it_cannot_find_enough():
     held = [r["input"] for r in datagen.generate(30, seed=1)]
     again = datagen.generate(300, seed=2, exclude=[h.upper() for h in held])
-    assert not {datagen.normalize_input(h) for h in held} & {datagen.normalize_input(r["input"]) for r in again}
+    assert not {datagen.normalize_input(h) for h in held} & {
+        datagen.normalize_input(r["input"]) for r in again
+    }
     with pytest.raises(ValueError, match="distinct"):
-        datagen.generate(10, seed=0, families=["tiny_space"], makers={"tiny_space": lambda rng: ("i", "x", "y")})
+        datagen.generate(
+            10, seed=0, families=["tiny_space"], makers={"tiny_space": lambda rng: ("i", "x", "y")}
+        )
 
 
 def test_files_are_utf8_with_one_trailing_newline_and_no_blank_lines():
     for path in (TRAIN_FILE, EVAL_FILE):
         text = path.read_bytes().decode("utf-8")
-        assert text.endswith("}\n") and not text.endswith("\n\n") and "\n\n" not in text and "\r" not in text
+        assert (
+            text.endswith("}\n")
+            and not text.endswith("\n\n")
+            and "\n\n" not in text
+            and "\r" not in text
+        )
 
 
 def test_data_card_describes_the_files():
     card = (DATA_DIR / "README.md").read_text()
-    for needle in ["instruction", "input", "output", "family", "python -m tools.datagen", "License",
-                   f"{datagen.N_TRAIN}", f"{datagen.N_EVAL}", str(datagen.SEED), *datagen.FAMILIES]:
+    for needle in [
+        "instruction",
+        "input",
+        "output",
+        "family",
+        "python -m tools.datagen",
+        "License",
+        f"{datagen.N_TRAIN}",
+        f"{datagen.N_EVAL}",
+        str(datagen.SEED),
+        *datagen.FAMILIES,
+    ]:
         assert needle in card, f"data/README.md does not mention {needle!r}"

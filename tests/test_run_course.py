@@ -12,7 +12,11 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 def write_nb(path, *sources, parameters=True):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell('COURSE_MODEL = ""')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params] * parameters + [nbformat.v4.new_code_cell(s) for s in sources]
@@ -26,8 +30,11 @@ def test_runner_records_pass_fail_seconds_and_loss(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_OUTPUT", str(artifacts))
     state = json.dumps({"log_history": [{"loss": 3.0, "step": 1}, {"loss": 0.5, "step": 2}]})
     write_nb(nbs / "00_ok.ipynb", "assert COURSE_MODEL == 'tiny'")
-    write_nb(nbs / "01_trains.ipynb", f"import os, pathlib\np = pathlib.Path(os.environ['COURSE_OUTPUT'])\n"
-                                      f"p.mkdir(parents=True, exist_ok=True)\n(p / 'trainer_state.json').write_text({state!r})")
+    write_nb(
+        nbs / "01_trains.ipynb",
+        f"import os, pathlib\np = pathlib.Path(os.environ['COURSE_OUTPUT'])\n"
+        f"p.mkdir(parents=True, exist_ok=True)\n(p / 'trainer_state.json').write_text({state!r})",
+    )
     write_nb(nbs / "02_fails.ipynb", "raise RuntimeError('boom')")
     write_nb(nbs / "03_no_parameters.ipynb", "print('no model needed')", parameters=False)
     monkeypatch.setattr(run_course, "NOTEBOOKS", nbs)
@@ -44,6 +51,9 @@ def test_runner_records_pass_fail_seconds_and_loss(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "01_trains.ipynb").exists()
     assert "FAILED" in (tmp_path / "out" / "summary.md").read_text()
     assert rows["03_no_parameters.ipynb"]["passed"]
-    injected = [c for c in nbformat.read(tmp_path / "out" / "03_no_parameters.ipynb", as_version=4).cells
-                if "injected-parameters" in c.metadata.get("tags", [])]
+    injected = [
+        c
+        for c in nbformat.read(tmp_path / "out" / "03_no_parameters.ipynb", as_version=4).cells
+        if "injected-parameters" in c.metadata.get("tags", [])
+    ]
     assert not injected, "a notebook without a parameters cell must not get COURSE_MODEL injected"

@@ -12,9 +12,22 @@ import pytest
 
 from helpers.data import load_alpaca, prompt_for
 from helpers.paths import EVAL_FILE
-from helpers.scoring import (CHECKERS, OVERALL, Report, answer_token_budget, checker_for, commonest_answers,
-                             compare, field_accuracy,
-                             is_json_task, normalize, parse_json_object, same_json, same_text, score)
+from helpers.scoring import (
+    CHECKERS,
+    OVERALL,
+    Report,
+    answer_token_budget,
+    checker_for,
+    commonest_answers,
+    compare,
+    field_accuracy,
+    is_json_task,
+    normalize,
+    parse_json_object,
+    same_json,
+    same_text,
+    score,
+)
 
 
 def rec(output, family, instruction="Do it.", input_text=""):
@@ -23,22 +36,39 @@ def rec(output, family, instruction="Do it.", input_text=""):
 
 # ------------------------------------------------------------------------------------------ checkers
 
+
 def test_normalize_trims_and_collapses_whitespace():
     assert normalize("  52000\t g \n") == "52000 g"
 
 
-@pytest.mark.parametrize("answer, ok", [
-    ("52000 g", True), (" 52000 g\n", True), ("52000  g", True),
-    ("52000g", False), ("52000 kg", False), ("5200 g", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "answer, ok",
+    [
+        ("52000 g", True),
+        (" 52000 g\n", True),
+        ("52000  g", True),
+        ("52000g", False),
+        ("52000 kg", False),
+        ("5200 g", False),
+        ("", False),
+    ],
+)
 def test_same_text(answer, ok):
     assert same_text("52000 g", answer) is ok
 
 
-@pytest.mark.parametrize("answer, ok", [
-    ("positive", True), ("positive\n", True),
-    ("Positive", False), ("positive.", False), ("positive or negative", False), ("negative", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "answer, ok",
+    [
+        ("positive", True),
+        ("positive\n", True),
+        ("Positive", False),
+        ("positive.", False),
+        ("positive or negative", False),
+        ("negative", False),
+        ("", False),
+    ],
+)
 def test_labels_must_match_exactly(answer, ok):
     assert checker_for("sentiment", "positive")("positive", answer) is ok
 
@@ -48,16 +78,19 @@ def test_the_json_family_is_checked_as_json():
     assert checker_for("parity", "odd") is same_text
 
 
-@pytest.mark.parametrize("answer, ok", [
-    ('{"name": "Gita", "age": 76}', True),
-    ('{"age":76,"name":"Gita"}', True),
-    ('{"name": "Gita", "age": "76"}', False),
-    ('{"name": "Gita"}', False),
-    ('{"name": "Gita", "age": 76, "city": "Tunis"}', False),
-    ('{"name": "Gita", "age": 76', False),
-    ('["Gita", 76]', False),
-    ("Gita, 76", False),
-])
+@pytest.mark.parametrize(
+    "answer, ok",
+    [
+        ('{"name": "Gita", "age": 76}', True),
+        ('{"age":76,"name":"Gita"}', True),
+        ('{"name": "Gita", "age": "76"}', False),
+        ('{"name": "Gita"}', False),
+        ('{"name": "Gita", "age": 76, "city": "Tunis"}', False),
+        ('{"name": "Gita", "age": 76', False),
+        ('["Gita", 76]', False),
+        ("Gita, 76", False),
+    ],
+)
 def test_same_json(answer, ok):
     assert same_json('{"name": "Gita", "age": 76}', answer) is ok
 
@@ -71,7 +104,9 @@ def test_parse_json_object_only_accepts_one_object():
 def test_field_accuracy_counts_fields_with_the_right_value():
     expected = '{"name": "Gita", "age": 76, "city": "Tunis"}'
     assert field_accuracy(expected, expected) == 1.0
-    assert field_accuracy(expected, '{"name": "Gita", "age": 75, "town": "Tunis"}') == pytest.approx(1 / 3)
+    assert field_accuracy(
+        expected, '{"name": "Gita", "age": 75, "town": "Tunis"}'
+    ) == pytest.approx(1 / 3)
     assert field_accuracy(expected, '{"name": "Gita", "age": 76, "city": "Tunis", "x": 1}') == 1.0
     assert field_accuracy(expected, "not json") == 0.0
     assert math.isnan(field_accuracy("52000 g", "52000 g"))
@@ -91,6 +126,7 @@ def test_every_family_of_the_eval_set_is_checked_and_its_answers_pass():
 
 # ------------------------------------------------------------------------------------------- reports
 
+
 @pytest.fixture
 def report() -> Report:
     records = [
@@ -100,16 +136,29 @@ def report() -> Report:
         rec("7000 m", "convert_units"),
         rec("odd", "parity"),
     ]
-    answers = ['{"name": "Gita", "age": 76}', '{"name": "Ben", "age": 31}', "52000 g", "700 m", " odd"]
+    answers = [
+        '{"name": "Gita", "age": 76}',
+        '{"name": "Ben", "age": 31}',
+        "52000 g",
+        "700 m",
+        " odd",
+    ]
     return score(records, answers)
 
 
 def test_report_numbers(report):
     families = report.by_family()
     assert list(families) == ["extract_json", "convert_units", "parity"]
-    assert families["extract_json"] == {"n": 2, "exact_match": 0.5, "json_valid": 1.0, "field_accuracy": 0.75}
+    assert families["extract_json"] == {
+        "n": 2,
+        "exact_match": 0.5,
+        "json_valid": 1.0,
+        "field_accuracy": 0.75,
+    }
     assert families["convert_units"]["exact_match"] == 0.5
-    assert math.isnan(families["convert_units"]["json_valid"]) and math.isnan(families["convert_units"]["field_accuracy"])
+    assert math.isnan(families["convert_units"]["json_valid"]) and math.isnan(
+        families["convert_units"]["field_accuracy"]
+    )
     assert families["parity"]["exact_match"] == 1.0
     assert report.overall["n"] == 5
     assert report.overall["exact_match"] == pytest.approx(3 / 5)
@@ -126,23 +175,36 @@ def test_report_table(report):
 
 def test_failures_and_to_dict(report):
     wrong = report.failures()
-    assert [(w.family, w.answer) for w in wrong] == [("extract_json", '{"name": "Ben", "age": 31}'),
-                                                      ("convert_units", "700 m")]
+    assert [(w.family, w.answer) for w in wrong] == [
+        ("extract_json", '{"name": "Ben", "age": 31}'),
+        ("convert_units", "700 m"),
+    ]
     assert report.failures("parity") == []
     data = report.to_dict()
     assert data["overall"]["exact_match"] == pytest.approx(0.6)
     assert data["families"]["parity"]["json_valid"] is None
     import json
+
     assert json.loads(json.dumps(data, allow_nan=False)) == data
 
 
 def test_invalid_json_counts_against_validity():
-    r = score([rec('{"a": 1}', "extract_json"), rec('{"a": 2}', "extract_json")], ['{"a": 1}', '{"a": 2'])
-    assert r.overall["json_valid"] == 0.5 and r.overall["field_accuracy"] == 0.5 and r.overall["exact_match"] == 0.5
+    r = score(
+        [rec('{"a": 1}', "extract_json"), rec('{"a": 2}', "extract_json")], ['{"a": 1}', '{"a": 2']
+    )
+    assert (
+        r.overall["json_valid"] == 0.5
+        and r.overall["field_accuracy"] == 0.5
+        and r.overall["exact_match"] == 0.5
+    )
 
 
 def test_records_without_family_and_unknown_families_fall_back_to_text_or_json():
-    records = [{"instruction": "x", "output": "Hello"}, rec('{"k": 1}', "new_family"), rec("a", "new_family")]
+    records = [
+        {"instruction": "x", "output": "Hello"},
+        rec('{"k": 1}', "new_family"),
+        rec("a", "new_family"),
+    ]
     r = score(records, ["hello", '{ "k":1 }', " a "])
     assert r.families == ["all", "new_family"]
     assert [i.exact_match for i in r.items] == [False, True, True]
@@ -152,13 +214,23 @@ def test_compare_puts_reports_side_by_side(report):
     zero = score([i.__dict__ | {"output": i.expected} for i in report.items], ["?"] * 5)
     table = compare({"base": zero, "fine-tuned": report})
     assert list(table.columns) == ["base", "fine-tuned"]
-    assert table.loc[OVERALL, "base"] == 0.0 and table.loc[OVERALL, "fine-tuned"] == pytest.approx(0.6)
+    assert table.loc[OVERALL, "base"] == 0.0 and table.loc[OVERALL, "fine-tuned"] == pytest.approx(
+        0.6
+    )
 
 
 def test_commonest_answers_per_instruction():
-    train = [rec("odd", "p", "Even or odd?"), rec("even", "p", "Even or odd?"), rec("odd", "p", "Even or odd?"),
-             rec("yes", "q", "Freezing?")]
-    asked = [rec("even", "p", "Even or odd?"), rec("no", "q", "Freezing?"), rec("x", "r", "New task?")]
+    train = [
+        rec("odd", "p", "Even or odd?"),
+        rec("even", "p", "Even or odd?"),
+        rec("odd", "p", "Even or odd?"),
+        rec("yes", "q", "Freezing?"),
+    ]
+    asked = [
+        rec("even", "p", "Even or odd?"),
+        rec("no", "q", "Freezing?"),
+        rec("x", "r", "New task?"),
+    ]
     assert commonest_answers(train, asked) == ["odd", "yes", ""]
 
 
@@ -167,7 +239,9 @@ def test_commonest_answer_floor_on_the_course_data():
 
     records = list(load_alpaca(EVAL_FILE, extra_keys=["family"]))
     floor = score(records, commonest_answers(list(load_alpaca(TRAIN_FILE)), records))
-    assert 0.2 < floor.overall["exact_match"] < 0.5, "the labels should not be guessable from the instruction alone"
+    assert 0.2 < floor.overall["exact_match"] < 0.5, (
+        "the labels should not be guessable from the instruction alone"
+    )
     assert floor.by_family()["classify_json"]["exact_match"] < 0.3
 
 
@@ -178,10 +252,11 @@ def test_score_needs_one_answer_per_record():
 
 # ---------------------------------------------------------------------------------------- generation
 
+
 @pytest.fixture(scope="module")
 def tiny():
-    import unsloth  # noqa: F401  (before transformers)
     import torch
+    import unsloth  # noqa: F401  (before transformers)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from helpers.models import choose_model
@@ -205,12 +280,18 @@ def test_batched_left_padded_answers_equal_one_at_a_time(tiny):
     model, tokenizer = tiny
     records = list(load_alpaca(EVAL_FILE, extra_keys=["family"]).select(range(7)))
     side = tokenizer.padding_side
-    batched = generate_answers(model, tokenizer, records, batch_size=4, max_new_tokens=6, progress=False)
-    single = [generate_answers(model, tokenizer, [r], batch_size=1, max_new_tokens=6, progress=False)[0]
-              for r in records]
+    batched = generate_answers(
+        model, tokenizer, records, batch_size=4, max_new_tokens=6, progress=False
+    )
+    single = [
+        generate_answers(model, tokenizer, [r], batch_size=1, max_new_tokens=6, progress=False)[0]
+        for r in records
+    ]
     assert batched == single
     assert len(set(batched)) > 1, "different prompts should give different answers"
-    assert tokenizer.padding_side == side, "generate_answers must restore the tokenizer's padding side"
+    assert tokenizer.padding_side == side, (
+        "generate_answers must restore the tokenizer's padding side"
+    )
 
 
 @pytest.mark.parametrize("caller", ["generate_answers", "cli.greedy"])
@@ -234,9 +315,14 @@ def test_no_max_length_warning_when_the_config_sets_one(tiny, caller):
     hf_logging.get_logger("transformers.generation.utils").addHandler(handler)
     try:
         if caller == "generate_answers":
-            answers = generate_answers(model, tokenizer, records, batch_size=2, max_new_tokens=4, progress=False)
+            answers = generate_answers(
+                model, tokenizer, records, batch_size=2, max_new_tokens=4, progress=False
+            )
         else:
-            answers = [greedy(model, tokenizer, prompt_for(r["instruction"], r["input"]), 4) for r in records]
+            answers = [
+                greedy(model, tokenizer, prompt_for(r["instruction"], r["input"]), 4)
+                for r in records
+            ]
     finally:
         hf_logging.get_logger("transformers.generation.utils").removeHandler(handler)
         max_length, model.generation_config.max_length = model.generation_config.max_length, None
@@ -259,6 +345,7 @@ class _Tok:
         class Batch(dict):
             def to(self, device):
                 return self
+
         return Batch(input_ids=torch.ones(len(text), 3, dtype=torch.long))
 
     def decode(self, ids, skip_special_tokens=True):
@@ -274,7 +361,9 @@ class _Model:
         import torch
 
         self.kwargs = kwargs
-        return torch.cat([input_ids, torch.tensor([[5, 6, 2, 7], [8, 2, 0, 0]])[: len(input_ids)]], dim=1)
+        return torch.cat(
+            [input_ids, torch.tensor([[5, 6, 2, 7], [8, 2, 0, 0]])[: len(input_ids)]], dim=1
+        )
 
 
 def test_generation_stops_at_eos():
@@ -289,9 +378,13 @@ def test_generation_stops_at_the_end_of_turn_too():
     from helpers.scoring import generate_answers
 
     model = _Model()
-    answers = generate_answers(model, _Tok(), [rec("x", "f"), rec("y", "f")], progress=False, stop_at=["<eot>"])
+    answers = generate_answers(
+        model, _Tok(), [rec("x", "f"), rec("y", "f")], progress=False, stop_at=["<eot>"]
+    )
     assert answers == ["5", "8"]
-    assert model.kwargs["eos_token_id"] == [2, 6], "generate must stop at the end of turn as well as at EOS"
+    assert model.kwargs["eos_token_id"] == [2, 6], (
+        "generate must stop at the end of turn as well as at EOS"
+    )
     with pytest.raises(ValueError, match="'<two>' is not one token"):
         generate_answers(model, _Tok(), [rec("x", "f")], progress=False, stop_at=["<two>"])
 
@@ -305,12 +398,18 @@ def test_disable_adapter_gives_the_base_model_answers():
     from helpers.scoring import generate_answers
 
     records = list(load_alpaca(EVAL_FILE, extra_keys=["family"]).select(range(10)))
-    model, tokenizer = FastLanguageModel.from_pretrained(model_name=choose_model("tiny"), max_seq_length=2048,
-                                                         dtype=None, load_in_4bit=True)
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=choose_model("tiny"), max_seq_length=2048, dtype=None, load_in_4bit=True
+    )
     FastLanguageModel.for_inference(model)
     base = generate_answers(model, tokenizer, records, max_new_tokens=8, progress=False)
-    model = FastLanguageModel.get_peft_model(model, r=16, target_modules=["q_proj", "v_proj", "down_proj"],
-                                             lora_alpha=16, random_state=3407)
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=16,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        lora_alpha=16,
+        random_state=3407,
+    )
     torch.manual_seed(0)
     with torch.no_grad():
         for name, param in model.named_parameters():

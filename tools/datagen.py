@@ -31,16 +31,45 @@ N_EVAL = 150
 Maker = Callable[[random.Random], tuple[str, str, str]]
 
 # ---------------------------------------------------------------------------------- classify_json
-NAMES = ["Ana", "Ben", "Carla", "Dev", "Emma", "Farid", "Gita", "Hugo", "Iris", "Jon", "Kim", "Lena",
-         "Marco", "Nina", "Omar", "Pia", "Rosa", "Sam", "Tara", "Uma", "Vik", "Wen", "Yusuf", "Zoe"]
+NAMES = [
+    "Ana",
+    "Ben",
+    "Carla",
+    "Dev",
+    "Emma",
+    "Farid",
+    "Gita",
+    "Hugo",
+    "Iris",
+    "Jon",
+    "Kim",
+    "Lena",
+    "Marco",
+    "Nina",
+    "Omar",
+    "Pia",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Vik",
+    "Wen",
+    "Yusuf",
+    "Zoe",
+]
 TOPICS = {
     "billing": ["invoice", "refund", "payment", "bill", "receipt"],
     "delivery": ["parcel", "package", "courier", "shipment", "tracking number"],
     "account": ["password", "login", "username", "profile", "email address"],
 }
 GREETINGS = ["", "Hi, {name} here. ", "Hello! ", "Dear support, ", "{name} again. "]
-PROBLEMS = ["There is a problem with my {thing}.", "My {thing} is wrong.", "I have a question about my {thing}.",
-            "I cannot find my {thing}.", "Something is off with my {thing}."]
+PROBLEMS = [
+    "There is a problem with my {thing}.",
+    "My {thing} is wrong.",
+    "I have a question about my {thing}.",
+    "I cannot find my {thing}.",
+    "Something is off with my {thing}.",
+]
 URGENT = ["Please fix it today.", "I need this now!", "This is urgent.", "Please help asap."]
 CALM = ["No rush.", "Whenever you can.", "Thanks in advance.", "Have a nice day."]
 CLASSIFY = "Classify the message as JSON with its topic and whether it is urgent."
@@ -57,19 +86,60 @@ def _classify_json(rng: random.Random) -> tuple[str, str, str]:
 
 
 def _solve_classify_json(text: str) -> str:
-    topic = next(t for t, things in TOPICS.items()
-                 if any(re.search(rf"\bmy {thing}\b", text, re.IGNORECASE) for thing in things))
+    topic = next(
+        t
+        for t, things in TOPICS.items()
+        if any(re.search(rf"\bmy {thing}\b", text, re.IGNORECASE) for thing in things)
+    )
     return json.dumps({"topic": topic, "urgent": any(text.endswith(p) for p in URGENT)})
 
 
 # -------------------------------------------------------------------------------------- sentiment
-ITEMS = ["food", "service", "room", "staff", "movie", "book", "hotel", "trip", "delivery", "app", "coffee",
-         "concert"]
-POSITIVE = ["great", "lovely", "excellent", "perfect", "delicious", "friendly", "fast", "clean", "amazing",
-            "wonderful"]
-NEGATIVE = ["awful", "terrible", "cold", "rude", "slow", "dirty", "broken", "boring", "horrible", "noisy"]
-REVIEWS = ["The {a} was {x}.", "The {a} was {x} and the {b} was {y}.", "{X} {a}, {y} {b}.",
-           "Honestly, the {a} was {x}.", "What a {x} {a}!"]
+ITEMS = [
+    "food",
+    "service",
+    "room",
+    "staff",
+    "movie",
+    "book",
+    "hotel",
+    "trip",
+    "delivery",
+    "app",
+    "coffee",
+    "concert",
+]
+POSITIVE = [
+    "great",
+    "lovely",
+    "excellent",
+    "perfect",
+    "delicious",
+    "friendly",
+    "fast",
+    "clean",
+    "amazing",
+    "wonderful",
+]
+NEGATIVE = [
+    "awful",
+    "terrible",
+    "cold",
+    "rude",
+    "slow",
+    "dirty",
+    "broken",
+    "boring",
+    "horrible",
+    "noisy",
+]
+REVIEWS = [
+    "The {a} was {x}.",
+    "The {a} was {x} and the {b} was {y}.",
+    "{X} {a}, {y} {b}.",
+    "Honestly, the {a} was {x}.",
+    "What a {x} {a}!",
+]
 SENTIMENT = "Is the review positive or negative?"
 
 
@@ -139,7 +209,9 @@ SOLVERS: dict[str, Callable[[str], str]] = {
     "sentiment": _solve_sentiment,
     "quantity_kind": _solve_quantity_kind,
     "parity": lambda text: "even" if int(text) % 2 == 0 else "odd",
-    "compare": lambda text: "first" if int(text.split(",")[0]) > int(text.split(",")[1]) else "second",
+    "compare": lambda text: (
+        "first" if int(text.split(",")[0]) > int(text.split(",")[1]) else "second"
+    ),
 }
 
 
@@ -153,8 +225,14 @@ def normalize_input(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def generate(n: int, seed: int, exclude: Iterable[str] = (), families: list[str] | None = None,
-             makers: dict[str, Maker] | None = None, max_tries: int = 100) -> list[dict[str, str]]:
+def generate(
+    n: int,
+    seed: int,
+    exclude: Iterable[str] = (),
+    families: list[str] | None = None,
+    makers: dict[str, Maker] | None = None,
+    max_tries: int = 100,
+) -> list[dict[str, str]]:
     """Make ``n`` records, families in turn, no input twice and none whose normalized input is in ``exclude``."""
     families, makers = families or FAMILIES, makers or MAKERS
     rng = random.Random(seed)
@@ -167,8 +245,10 @@ def generate(n: int, seed: int, exclude: Iterable[str] = (), families: list[str]
             if normalize_input(inp) not in seen:
                 break
         else:
-            raise ValueError(f"could not find {n} distinct inputs for family {family!r} "
-                             f"({len(records)} records made); widen its input space or ask for fewer")
+            raise ValueError(
+                f"could not find {n} distinct inputs for family {family!r} "
+                f"({len(records)} records made); widen its input space or ask for fewer"
+            )
         seen.add(normalize_input(inp))
         records.append({"instruction": instruction, "input": inp, "output": out, "family": family})
     return records
@@ -180,7 +260,9 @@ def write_jsonl(records: list[dict[str, str]], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
 
 
-def build(out_dir: Path, n_train: int = N_TRAIN, n_eval: int = N_EVAL, seed: int = SEED) -> tuple[Path, Path]:
+def build(
+    out_dir: Path, n_train: int = N_TRAIN, n_eval: int = N_EVAL, seed: int = SEED
+) -> tuple[Path, Path]:
     """Write train.jsonl (plain Alpaca) and eval.jsonl (plus ``family``); no eval input appears in train."""
     eval_records = generate(n_eval, seed + 1)
     train_records = generate(n_train, seed, exclude=[r["input"] for r in eval_records])

@@ -42,18 +42,19 @@ META = "course_docs"  # the executed copy's notebook metadata key: source digest
 # Environment for the kernel that silences progress bars at their source: the Hub's, transformers' (its
 # "Loading weights" bar follows the Hub's setting) and datasets' (map, filter; TRL's dataset preparation).
 # The trainer's own progress (an HTML table of the loss at each step) is content and stays.
-PROGRESS_BARS_OFF = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-                     "TQDM_DISABLE": "1"}  # tqdm reads TQDM_* as defaults: helpers.scoring's "generating" bar
+PROGRESS_BARS_OFF = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+}  # tqdm reads TQDM_* as defaults: helpers.scoring's "generating" bar
 
 # Lines that must never reach a page: each was seen in an executed notebook or a kernel's log, and each is
 # removed where it starts (see docs/notebooks/index.md, "What the outputs leave out"). A match fails the run.
 NOISE = {
     r"IProgress not found": "tqdm without ipywidgets: requirements/cpu.txt pins ipywidgets",
-    r"torch\.utils\._pytree\._register_pytree_node is deprecated|_pytree.*is deprecated":
-        "torchao imported under torch 2.13: torchao is left out of requirements/cpu.txt",
+    r"torch\.utils\._pytree\._register_pytree_node is deprecated|_pytree.*is deprecated": "torchao imported under torch 2.13: torchao is left out of requirements/cpu.txt",
     r"running over TCP without encryption": "ipykernel without CurveZMQ keys: this tool provisions them",
-    r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|Debugger warning":
-        "debugpy on Python 3.11+ with frozen modules",
+    r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|Debugger warning": "debugpy on Python 3.11+ with frozen modules",
     r"KeyboardInterrupt caught in kernel": "ipykernel interrupted while it shuts down",
     r"Parent appears to have exited": "a kernel left running after its notebook: nbclient shuts each one down",
     r"\d+%\|[^|\n]*\|\s*\d+/\d+": "a text progress bar (tqdm writing to stderr)",
@@ -81,7 +82,9 @@ def output_text(output: dict) -> str:
     if output.get("output_type") == "stream":
         return "".join(output.get("text", ""))
     if output.get("output_type") == "error":
-        return "\n".join([f"{output.get('ename')}: {output.get('evalue')}", *output.get("traceback", [])])
+        return "\n".join(
+            [f"{output.get('ename')}: {output.get('evalue')}", *output.get("traceback", [])]
+        )
     plain = output.get("data", {}).get("text/plain", "")
     return "".join(plain) if isinstance(plain, list) else str(plain)
 
@@ -91,8 +94,11 @@ def noise(notebook: dict) -> list[str]:
     found = []
     for i, cell in enumerate(notebook.get("cells", [])):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            found += [f"cell {i}: {line.strip()}" for line in re.split(r"[\r\n]+", output_text(output))
-                      if NOISE_RE.search(line)]
+            found += [
+                f"cell {i}: {line.strip()}"
+                for line in re.split(r"[\r\n]+", output_text(output))
+                if NOISE_RE.search(line)
+            ]
     return found
 
 
@@ -103,13 +109,22 @@ def noise_in_text(text: str) -> list[str]:
 
 def errors(notebook: dict) -> list[str]:
     """``"cell N: Ename: value"`` for every error output: a page must never show one."""
-    return [f"cell {i}: {o.get('ename')}: {o.get('evalue')}" for i, cell in enumerate(notebook.get("cells", []))
-            for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        f"cell {i}: {o.get('ename')}: {o.get('evalue')}"
+        for i, cell in enumerate(notebook.get("cells", []))
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 def kernel_environment(artifacts: Path, model: str) -> dict[str, str]:
     """The kernel's environment: this one, the model, where outputs go, offline Hub, no progress bars."""
-    env = {**os.environ, "COURSE_MODEL": model, "COURSE_OUTPUT": str(artifacts), **PROGRESS_BARS_OFF}
+    env = {
+        **os.environ,
+        "COURSE_MODEL": model,
+        "COURSE_OUTPUT": str(artifacts),
+        **PROGRESS_BARS_OFF,
+    }
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
@@ -120,7 +135,9 @@ def kernel_config():
     import zmq
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+    return Config(
+        {"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}}
+    )
 
 
 def execute(source: Path, env: dict[str, str], log: Path, timeout: int) -> tuple[dict, str | None]:
@@ -132,8 +149,14 @@ def execute(source: Path, env: dict[str, str], log: Path, timeout: int) -> tuple
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
-    client = NotebookClient(notebook, config=kernel_config(), timeout=timeout, allow_errors=False,
-                            record_timing=False, resources={"metadata": {"path": str(source.parent)}})
+    client = NotebookClient(
+        notebook,
+        config=kernel_config(),
+        timeout=timeout,
+        allow_errors=False,
+        record_timing=False,
+        resources={"metadata": {"path": str(source.parent)}},
+    )
     error = None
     with log.open("w") as stderr:
         try:
@@ -159,8 +182,14 @@ def run_one(source: Path, out: Path, env: dict[str, str], timeout: int) -> Resul
     if error is None and errors(notebook):
         error = "error output: " + errors(notebook)[0]
     if error is None and noise(notebook):
-        error = "noise in the outputs (tools/docs_notebooks.py NOISE): " + "; ".join(noise(notebook)[:3])
-    notebook.metadata[META] = {"source_sha256": digest(source), "model": env["COURSE_MODEL"], "seconds": seconds}
+        error = "noise in the outputs (tools/docs_notebooks.py NOISE): " + "; ".join(
+            noise(notebook)[:3]
+        )
+    notebook.metadata[META] = {
+        "source_sha256": digest(source),
+        "model": env["COURSE_MODEL"],
+        "seconds": seconds,
+    }
     path = failed if error is not None else target
     path.parent.mkdir(exist_ok=True)
     nbformat.write(notebook, path)
@@ -188,9 +217,15 @@ def main(out: Path = OUT, model: str = "auto", only: str = "", timeout: int = 36
     for source in notebooks:
         result = run_one(source, out, env, timeout)
         results.append(result)
-        print(f"{'passed' if result.passed else 'FAILED'}  {result.seconds:7.1f} s  {source.name}"
-              + (f"\n        {result.error}\n        executed copy: {out / 'failed' / source.name}"
-                 if result.error else ""), flush=True)
+        print(
+            f"{'passed' if result.passed else 'FAILED'}  {result.seconds:7.1f} s  {source.name}"
+            + (
+                f"\n        {result.error}\n        executed copy: {out / 'failed' / source.name}"
+                if result.error
+                else ""
+            ),
+            flush=True,
+        )
         kernel_noise = noise_in_text((out / "logs" / f"{source.stem}.kernel.log").read_text())
         for line in kernel_noise:
             print(f"        kernel log: {line}", flush=True)
@@ -198,9 +233,15 @@ def main(out: Path = OUT, model: str = "auto", only: str = "", timeout: int = 36
     summary = {"model": model, "total_seconds": total, "notebooks": [asdict(r) for r in results]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     passed = sum(r.passed for r in results)
-    print(f"{passed}/{len(results)} notebooks executed for the site in {total:.1f} s into {out}", flush=True)
+    print(
+        f"{passed}/{len(results)} notebooks executed for the site in {total:.1f} s into {out}",
+        flush=True,
+    )
     if passed < len(results):
-        print("the site is not built: a page must not show a traceback or miss its outputs", flush=True)
+        print(
+            "the site is not built: a page must not show a traceback or miss its outputs",
+            flush=True,
+        )
     return 0 if results and passed == len(results) else 1
 
 

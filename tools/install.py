@@ -11,7 +11,10 @@
 4. `pip check`: conflicts not in the accepted list are printed as warnings.
 Standard library only: it runs before anything else is installed. A second run does nothing.
 """
-import os, re, subprocess, sys
+
+import re
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -20,8 +23,13 @@ DONE = ROOT / ".installed"  # delete it to install again
 ACCEPTED = ROOT / "tools" / "colab_sim" / "pip-check-accepted.txt"
 PIP = [sys.executable, "-m", "pip"]
 # Each xformers wheel is compiled against one torch; its metadata says which (Requires-Dist on PyPI).
-XFORMERS = [("0.0.35", ">=2.10"), ("0.0.34", "==2.10.0"), ("0.0.33.post2", "==2.9.1"),
-            ("0.0.33.post1", "==2.9.0"), ("0.0.32.post2", "==2.8.0")]
+XFORMERS = [
+    ("0.0.35", ">=2.10"),
+    ("0.0.34", "==2.10.0"),
+    ("0.0.33.post2", "==2.9.1"),
+    ("0.0.33.post1", "==2.9.0"),
+    ("0.0.32.post2", "==2.8.0"),
+]
 MODULES = ["datasets", "transformers", "trl", "peft", "accelerate"]
 
 
@@ -37,7 +45,7 @@ def choose_xformers(torch_version, cuda=True):
     have = release(torch_version)
     for version, need in XFORMERS:
         want = release(need[2:])
-        if (have >= want) if need.startswith(">=") else (have[:len(want)] == want):
+        if (have >= want) if need.startswith(">=") else (have[: len(want)] == want):
             return version, f"its metadata asks for torch{need}; this runtime has {torch_version}"
     return None, f"no xformers release is built for torch {torch_version}"
 
@@ -47,7 +55,9 @@ def fixes(pip_check, package):
     out = []
     for line in pip_check:
         if line.lower().startswith(package.lower() + " "):
-            m = re.search(r"has requirement (.+?), but you have|requires (\S+), which is not installed", line)
+            m = re.search(
+                r"has requirement (.+?), but you have|requires (\S+), which is not installed", line
+            )
             if m:
                 out.append(f'pip install --no-deps "{(m.group(1) or m.group(2)).replace(" ", "")}"')
     return out
@@ -55,7 +65,10 @@ def fixes(pip_check, package):
 
 def requirements(cuda):
     """The lines of requirements-colab.txt to install: all of them, but bitsandbytes only beside a CUDA GPU."""
-    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-colab.txt").read_text().splitlines()]
+    lines = [
+        line.split("#")[0].strip()
+        for line in (ROOT / "requirements-colab.txt").read_text().splitlines()
+    ]
     return [line for line in lines if line and (cuda or not line.startswith("bitsandbytes"))]
 
 
@@ -63,11 +76,14 @@ def main():
     if DONE.exists():
         return print(f"The course's packages are installed already ({DONE} exists).")
     probe = "import torch; print(torch.__version__, torch.cuda.is_available())"
-    torch_version, cuda = subprocess.run([sys.executable, "-c", probe], capture_output=True,
-                                         text=True, check=True).stdout.split()[-2:]
+    torch_version, cuda = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()[-2:]
     if cuda != "True":
-        print("No CUDA GPU: bitsandbytes is left out, so Unsloth trains in 16-bit on the CPU (its 4-bit would "
-              "only be slower here).")
+        print(
+            "No CUDA GPU: bitsandbytes is left out, so Unsloth trains in 16-bit on the CPU (its 4-bit would "
+            "only be slower here)."
+        )
     subprocess.run([*PIP, "install", "-q", "--no-deps", *requirements(cuda == "True")], check=True)
     try:
         print(f"xformers {metadata.version('xformers')} is installed already: left as it is.")
@@ -77,18 +93,24 @@ def main():
             subprocess.run([*PIP, "install", "-q", "--no-deps", f"xformers=={version}"], check=True)
         print(f"xformers: {version or 'skipped'} ({why}).")
     lines = subprocess.run([*PIP, "check"], capture_output=True, text=True).stdout.splitlines()
-    check = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n" \
-            "    except Exception as e: print('FAILED', m); sys.exit(f'{type(e).__name__}: {e}')"
+    check = (
+        "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n"
+        "    except Exception as e: print('FAILED', m); sys.exit(f'{type(e).__name__}: {e}')"
+    )
     failed = subprocess.run([sys.executable, "-c", check, *MODULES], capture_output=True, text=True)
     if failed.returncode:
         name = failed.stdout.split("FAILED ")[-1].strip() or MODULES[0]
         fix = fixes(lines, name) or [f"pip install --no-deps -r {ROOT / 'requirements-colab.txt'}"]
         error = "\n  ".join(failed.stderr.strip().splitlines()[-3:])
-        sys.exit(f"\nINSTALL FAILED: `import {name}` fails after the install:\n  {error}\n"
-                 "Fix: run this, then Runtime > Restart session, then this cell again; and please report it "
-                 "(this runtime's packages changed):\n  " + "\n  ".join(fix))
+        sys.exit(
+            f"\nINSTALL FAILED: `import {name}` fails after the install:\n  {error}\n"
+            "Fix: run this, then Runtime > Restart session, then this cell again; and please report it "
+            "(this runtime's packages changed):\n  " + "\n  ".join(fix)
+        )
     accepted = set(ACCEPTED.read_text().splitlines()) if ACCEPTED.exists() else set()
-    for line in (line for line in lines if line not in accepted and not line.startswith("No broken")):
+    for line in (
+        line for line in lines if line not in accepted and not line.startswith("No broken")
+    ):
         print(f"warning: pip check: {line}")
     DONE.write_text("installed\n")
     print("The course's packages are installed and import.")

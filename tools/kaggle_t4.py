@@ -58,11 +58,15 @@ RESULT_NAME = "result.json"
 LOG_NAME = "pytest.log"
 
 EXIT_OK, EXIT_TESTS_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_KERNEL = 0, 1, 2, 3, 4
-SKIP_MESSAGE = ("SKIP: no Kaggle credentials (KAGGLE_USERNAME and KAGGLE_KEY are not set), so the notebooks "
-                "were not run on a Kaggle T4. Add both as repository secrets to enable this job.")
-NO_CREDENTIALS = ("error: no Kaggle credentials. Set KAGGLE_USERNAME and KAGGLE_KEY (an API key from "
-                  "https://www.kaggle.com/settings, 'Create New Token') in the environment, or save them in "
-                  "~/.kaggle/kaggle.json; pass --skip-without-credentials to skip instead.")
+SKIP_MESSAGE = (
+    "SKIP: no Kaggle credentials (KAGGLE_USERNAME and KAGGLE_KEY are not set), so the notebooks "
+    "were not run on a Kaggle T4. Add both as repository secrets to enable this job."
+)
+NO_CREDENTIALS = (
+    "error: no Kaggle credentials. Set KAGGLE_USERNAME and KAGGLE_KEY (an API key from "
+    "https://www.kaggle.com/settings, 'Create New Token') in the environment, or save them in "
+    "~/.kaggle/kaggle.json; pass --skip-without-credentials to skip instead."
+)
 
 # Kaggle's kernel session states (kagglesdk KernelWorkerStatus), lower-cased.
 DONE, FAILED_STATES = "complete", {"error", "cancel_acknowledged"}
@@ -101,7 +105,9 @@ def find_credentials(env: dict | None = None, home: Path | None = None) -> Crede
     """
     env = os.environ if env is None else env
     user = env.get("KAGGLE_USERNAME", "").strip() or None
-    values = tuple(v for v in (env.get("KAGGLE_KEY", "").strip(), env.get("KAGGLE_API_TOKEN", "").strip()) if v)
+    values = tuple(
+        v for v in (env.get("KAGGLE_KEY", "").strip(), env.get("KAGGLE_API_TOKEN", "").strip()) if v
+    )
     if values:
         return Credentials(user, "environment", values)
     config = Path(env.get("KAGGLE_CONFIG_DIR") or Path(home or Path.home()) / ".kaggle")
@@ -110,8 +116,11 @@ def find_credentials(env: dict | None = None, home: Path | None = None) -> Crede
     except (OSError, ValueError):
         data = {}
     if isinstance(data, dict) and str(data.get("key") or "").strip():
-        return Credentials(user or (str(data.get("username") or "").strip() or None), str(config / "kaggle.json"),
-                           (str(data["key"]).strip(),))
+        return Credentials(
+            user or (str(data.get("username") or "").strip() or None),
+            str(config / "kaggle.json"),
+            (str(data["key"]).strip(),),
+        )
     for name in ("access_token", "access_token.txt"):
         try:
             token = (config / name).read_text().strip()
@@ -143,7 +152,9 @@ def build_metadata(kernel_id: str, code_file: str, machine_shape: str = MACHINE_
     """kernel-metadata.json for a private GPU notebook with internet, on the latest Kaggle image."""
     user, _, slug = kernel_id.partition("/")
     if not SAFE_USER.match(user) or not SAFE_SLUG.match(slug):
-        raise UsageError(f"a kernel id is <kaggle user>/<slug of 4-50 lowercase letters, digits, dashes>, not {kernel_id!r}")
+        raise UsageError(
+            f"a kernel id is <kaggle user>/<slug of 4-50 lowercase letters, digits, dashes>, not {kernel_id!r}"
+        )
     return {
         "id": kernel_id,
         "title": slug,  # the client warns unless the title slugifies to the id's slug
@@ -183,34 +194,50 @@ def rewrite_max_steps(root, steps):
     found = re.search(r"^\s*max_steps\s*:\s*int\s*=\s*(\d+)", text, flags=re.M)
     if found:
         full = found.group(1)
-        recipe.write_text(text[:found.start(1)] + str(steps) + text[found.end(1):])
+        recipe.write_text(text[: found.start(1)] + str(steps) + text[found.end(1) :])
         changed.append("helpers/recipe.py: 1")
         for path in sorted((root / "notebooks").glob("*.ipynb")):
             notebook, count = json.loads(path.read_text()), 0
             for cell in notebook["cells"]:
                 if cell["cell_type"] == "code":
-                    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                    source, n = re.subn(rf"\bmax_steps(\s*)=(\s*){full}\b", rf"max_steps\g<1>=\g<2>{steps}", source)
+                    source = (
+                        "".join(cell["source"])
+                        if isinstance(cell["source"], list)
+                        else cell["source"]
+                    )
+                    source, n = re.subn(
+                        rf"\bmax_steps(\s*)=(\s*){full}\b", rf"max_steps\g<1>=\g<2>{steps}", source
+                    )
                     if n:
                         cell["source"], count = source, count + n
             if count:
                 path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
                 changed.append(f"notebooks/{path.name}: {count}")
     if not changed:
-        raise RuntimeError("found no max_steps to rewrite in helpers/recipe.py: update rewrite_max_steps in "
-                           "tools/kaggle_t4.py")
+        raise RuntimeError(
+            "found no max_steps to rewrite in helpers/recipe.py: update rewrite_max_steps in "
+            "tools/kaggle_t4.py"
+        )
     return changed
 
 
 def _code(source: str) -> dict:
-    return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source.strip() + "\n"}
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": source.strip() + "\n",
+    }
 
 
 def _markdown(source: str) -> dict:
     return {"cell_type": "markdown", "metadata": {}, "source": source.strip() + "\n"}
 
 
-def build_notebook(repo_url: str, ref: str, max_steps: int, cuda_visible_devices: str = "0") -> dict:
+def build_notebook(
+    repo_url: str, ref: str, max_steps: int, cuda_visible_devices: str = "0"
+) -> dict:
     """The notebook the Kaggle kernel runs (nbformat 4), as a dict."""
     if not SAFE_URL.match(repo_url):
         raise UsageError(f"--repo-url must be an https URL of a git repository, not {repo_url!r}")
@@ -268,7 +295,9 @@ def text_of(*cmd):
 
 record()
 """),
-        _markdown("The machine: GPUs, Python, the Kaggle image's commit and build date, and its packages before the course installs anything."),
+        _markdown(
+            "The machine: GPUs, Python, the Kaggle image's commit and build date, and its packages before the course installs anything."
+        ),
         _code("""
 record(stage="environment")
 try:
@@ -287,7 +316,9 @@ if not gpus:
     record(error="no NVIDIA GPU in this session (accelerator off, or the weekly GPU quota used up?)")
     raise RuntimeError(result["error"])
 """),
-        _markdown("Fetch the course at the commit under test (a shallow fetch of exactly that commit)."),
+        _markdown(
+            "Fetch the course at the commit under test (a shallow fetch of exactly that commit)."
+        ),
         _code("""
 record(stage="clone")
 shutil.rmtree(CLONE, ignore_errors=True)
@@ -299,7 +330,9 @@ commit = text_of("git", "-C", str(CLONE), "rev-parse", "HEAD")
 record(commit=commit)
 print("course at", commit)
 """),
-        _markdown("Install the course the way its setup cell does on Colab and Kaggle: the pinned `requirements-colab.txt` with `--no-deps` over the image's own torch, plus nbval at the CPU suite's pin."),
+        _markdown(
+            "Install the course the way its setup cell does on Colab and Kaggle: the pinned `requirements-colab.txt` with `--no-deps` over the image's own torch, plus nbval at the CPU suite's pin."
+        ),
         _code("""
 record(stage="install")
 sh(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r", CLONE / "requirements-colab.txt")
@@ -309,16 +342,23 @@ sh(sys.executable, "-m", "pip", "install", "-q", nbval)
 (WORKING / "pip-freeze-after-install.txt").write_text(text_of(sys.executable, "-m", "pip", "freeze") + "\\n")
 record(nbval=nbval)
 """),
-        _markdown("The pytest plugin that saves the notebooks nbval executed, with their outputs (`tools/nbval_save.py`)."),
+        _markdown(
+            "The pytest plugin that saves the notebooks nbval executed, with their outputs (`tools/nbval_save.py`)."
+        ),
         _code("%%writefile /tmp/t4-plugins/nbval_save.py\n" + plugin),
         _markdown("Shorten training: the canary runs a few steps, not the course's 60."),
-        _code(rewrite + """
+        _code(
+            rewrite
+            + """
 
 record(stage="steps")
 record(steps_rewritten=rewrite_max_steps(CLONE, MAX_STEPS))
 print(result["steps_rewritten"])
-"""),
-        _markdown("Run every notebook under nbval, as `make test` does on a CPU, with the default model. A failing cell does not stop this kernel: it is in the report."),
+"""
+        ),
+        _markdown(
+            "Run every notebook under nbval, as `make test` does on a CPU, with the default model. A failing cell does not stop this kernel: it is in the report."
+        ),
         _code(f"""
 record(stage="nbval")
 env = dict(os.environ, COURSE_OUTPUT=str(COURSE_OUTPUT), HF_HUB_OFFLINE="0", TOKENIZERS_PARALLELISM="false",
@@ -352,16 +392,28 @@ print(json.dumps(result, indent=2))
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
             # What Kaggle writes into the notebooks it exports; the push itself takes kernel-metadata.json.
-            "kaggle": {"accelerator": "nvidiaTeslaT4", "isGpuEnabled": True, "isInternetEnabled": True,
-                       "language": "python", "sourceType": "notebook"},
+            "kaggle": {
+                "accelerator": "nvidiaTeslaT4",
+                "isGpuEnabled": True,
+                "isInternetEnabled": True,
+                "language": "python",
+                "sourceType": "notebook",
+            },
         },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
 
 
-def write_kernel_folder(folder: Path, kernel_id: str, repo_url: str, ref: str, max_steps: int,
-                        cuda_visible_devices: str = "0", machine_shape: str = MACHINE_SHAPE) -> Path:
+def write_kernel_folder(
+    folder: Path,
+    kernel_id: str,
+    repo_url: str,
+    ref: str,
+    max_steps: int,
+    cuda_visible_devices: str = "0",
+    machine_shape: str = MACHINE_SHAPE,
+) -> Path:
     """Write kernel-metadata.json and the notebook into ``folder``; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -442,8 +494,20 @@ def parse_junit(path: Path) -> Report:
                     message = _last_line(node.text or node.get("message", ""))
                     break
             classname = case.get("classname", "")
-            notebook = classname[:-6].replace(".", "/") + ".ipynb" if classname.endswith(".ipynb") else classname
-            cells.append(CellResult(notebook, case.get("name", ""), outcome, float(case.get("time", 0) or 0), message))
+            notebook = (
+                classname[:-6].replace(".", "/") + ".ipynb"
+                if classname.endswith(".ipynb")
+                else classname
+            )
+            cells.append(
+                CellResult(
+                    notebook,
+                    case.get("name", ""),
+                    outcome,
+                    float(case.get("time", 0) or 0),
+                    message,
+                )
+            )
     return Report(seconds=seconds, cells=cells, **totals)
 
 
@@ -466,12 +530,18 @@ def judge(status: str | None, out_dir: Path, failure_message: str = "") -> Outco
         except ValueError:
             lines.append(f"{result_file.name} is not valid JSON")
     if result:
-        lines.append(f"course commit: {result.get('commit') or result.get('ref')}  training steps: {result.get('max_steps')}")
-        lines.append(f"GPU: {', '.join(result.get('gpus') or []) or 'none recorded'}  python: {result.get('python')}  "
-                     f"Kaggle image: {(result.get('kaggle_image') or {}).get('git_commit')} "
-                     f"built {(result.get('kaggle_image') or {}).get('build_date')}")
+        lines.append(
+            f"course commit: {result.get('commit') or result.get('ref')}  training steps: {result.get('max_steps')}"
+        )
+        lines.append(
+            f"GPU: {', '.join(result.get('gpus') or []) or 'none recorded'}  python: {result.get('python')}  "
+            f"Kaggle image: {(result.get('kaggle_image') or {}).get('git_commit')} "
+            f"built {(result.get('kaggle_image') or {}).get('build_date')}"
+        )
     if status is not None:
-        lines.append(f"kernel status: {status}" + (f" ({failure_message})" if failure_message else ""))
+        lines.append(
+            f"kernel status: {status}" + (f" ({failure_message})" if failure_message else "")
+        )
     report = None
     if junit_file:
         try:
@@ -480,33 +550,44 @@ def judge(status: str | None, out_dir: Path, failure_message: str = "") -> Outco
             lines.append(f"the nbval report {junit_file.name} could not be read: {exc}")
     if report:
         passed = report.tests - report.failures - report.errors - report.skipped
-        lines.append(f"nbval: {report.tests} cells, {passed} passed, {report.failures} failed, {report.errors} errors, "
-                     f"{report.skipped} skipped in {report.seconds:.0f} s")
+        lines.append(
+            f"nbval: {report.tests} cells, {passed} passed, {report.failures} failed, {report.errors} errors, "
+            f"{report.skipped} skipped in {report.seconds:.0f} s"
+        )
         for notebook, entry in report.notebooks().items():
             verdict = "passed" if not entry["failed"] else f"FAILED ({entry['failed']} cells)"
-            lines.append(f"  {notebook}: {verdict}, {entry['cells']} cells, {entry['seconds']:.0f} s")
+            lines.append(
+                f"  {notebook}: {verdict}, {entry['cells']} cells, {entry['seconds']:.0f} s"
+            )
         for cell in report.problems:
             lines.append(f"  {cell.outcome.upper()} {cell.notebook}::{cell.cell}: {cell.message}")
     if status is not None and status != DONE:
         stage = result.get("stage")
         hint = f"; it stopped in stage '{stage}'" if stage and stage != "done" else ""
         if stage == "clone":
-            hint += (f" (is {result.get('ref')} pushed to {result.get('repo_url')}, and may this Kaggle account use "
-                     "the internet in notebooks?)")
+            hint += (
+                f" (is {result.get('ref')} pushed to {result.get('repo_url')}, and may this Kaggle account use "
+                "the internet in notebooks?)"
+            )
         if result.get("error"):
             hint += f": {result['error']}"
         lines.append(f"RESULT: the Kaggle kernel ended with status '{status}'{hint}")
         return Outcome(EXIT_KERNEL, lines)
     if report is None:
         stage = result.get("stage")
-        lines.append("RESULT: no nbval report in the kernel's output" + (f" (last stage: {stage})" if stage else ""))
+        lines.append(
+            "RESULT: no nbval report in the kernel's output"
+            + (f" (last stage: {stage})" if stage else "")
+        )
         return Outcome(EXIT_KERNEL, lines)
     if report.tests == 0:
         lines.append("RESULT: nbval ran no cell")
         return Outcome(EXIT_KERNEL, lines)
     exit_code = result.get("pytest_exit_code")
     if report.failures or report.errors or exit_code not in (0, None):
-        lines.append(f"RESULT: FAILED ({len(report.problems)} cells failed; pytest exit code {exit_code})")
+        lines.append(
+            f"RESULT: FAILED ({len(report.problems)} cells failed; pytest exit code {exit_code})"
+        )
         return Outcome(EXIT_TESTS_FAILED, lines)
     lines.append(f"RESULT: PASSED, all {report.tests - report.skipped} cells on the Kaggle T4")
     return Outcome(EXIT_OK, lines)
@@ -522,9 +603,19 @@ def status_name(status: object) -> str:
     return name.rsplit(".", 1)[-1].strip().lower()
 
 
-def wait_for_kernel(api, ref: str, *, timeout_s: float, interval_s: float, max_interval_s: float, factor: float,
-                    clock: Callable[[], float], sleep: Callable[[float], None], say: Callable[[str], None],
-                    max_errors: int = 5) -> tuple[str, str]:
+def wait_for_kernel(
+    api,
+    ref: str,
+    *,
+    timeout_s: float,
+    interval_s: float,
+    max_interval_s: float,
+    factor: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    say: Callable[[str], None],
+    max_errors: int = 5,
+) -> tuple[str, str]:
     """Poll ``api.kernels_status(ref)`` until the kernel finishes; returns (status, failure message).
 
     Waits ``interval_s`` between polls, growing by ``factor`` up to ``max_interval_s``, and raises
@@ -550,7 +641,9 @@ def wait_for_kernel(api, ref: str, *, timeout_s: float, interval_s: float, max_i
                 return name, str(getattr(response, "failure_message", "") or "")
         elapsed = clock() - start
         if elapsed >= timeout_s:
-            raise KernelTimeout(f"the kernel did not finish within {timeout_s / 60:.0f} minutes (last status: {last})")
+            raise KernelTimeout(
+                f"the kernel did not finish within {timeout_s / 60:.0f} minutes (last status: {last})"
+            )
         sleep(min(interval, max(timeout_s - elapsed, 0)))
         interval = min(interval * factor, max_interval_s)
 
@@ -560,7 +653,9 @@ def default_api_factory():
     try:
         from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError as exc:
-        raise UsageError("the kaggle client is not installed: pip install -r requirements/kaggle.txt") from exc
+        raise UsageError(
+            "the kaggle client is not installed: pip install -r requirements/kaggle.txt"
+        ) from exc
     api = KaggleApi()
     try:
         api.authenticate()
@@ -576,8 +671,9 @@ def repository_url() -> str:
 
 def current_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         raise UsageError("no --ref given and this is not a git checkout") from exc
 
@@ -609,39 +705,70 @@ def run(args, *, env, api_factory, clock, sleep, out, err) -> int:
         return EXIT_USAGE
     user = (args.kernel_id or "").split("/")[0] or credentials.username
     if not user:
-        fail("error: the Kaggle user name is unknown: set KAGGLE_USERNAME (or pass --kernel-id USER/SLUG)")
+        fail(
+            "error: the Kaggle user name is unknown: set KAGGLE_USERNAME (or pass --kernel-id USER/SLUG)"
+        )
         return EXIT_USAGE
     kernel_id = args.kernel_id or f"{user}/{args.slug}"
     repo_url = args.repo_url or repository_url()
     ref = args.ref or env.get("GITHUB_SHA") or current_commit()
-    say(f"Kaggle T4 job: {repo_url} at {ref}, {args.max_steps} training steps, kernel {kernel_id} "
-        f"(credentials from {credentials.source}), waiting at most {args.timeout_minutes} min")
+    say(
+        f"Kaggle T4 job: {repo_url} at {ref}, {args.max_steps} training steps, kernel {kernel_id} "
+        f"(credentials from {credentials.source}), waiting at most {args.timeout_minutes} min"
+    )
 
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="kaggle-t4-"))
     out_dir = Path(args.out)
     try:
-        folder = write_kernel_folder(work / "kernel", kernel_id, repo_url, ref, args.max_steps,
-                                     args.cuda_visible_devices, args.machine_shape)
+        folder = write_kernel_folder(
+            work / "kernel",
+            kernel_id,
+            repo_url,
+            ref,
+            args.max_steps,
+            args.cuda_visible_devices,
+            args.machine_shape,
+        )
         api = api_factory()
         response = api.kernels_push(str(folder), timeout=str(int(args.timeout_minutes * 60)))
         error = getattr(response, "error", None)
         if error or response is None:
             fail(f"error: Kaggle refused the push: {error or 'no response'}")
             return EXIT_KERNEL
-        invalid = [f"{name}: {value}" for name in ("invalid_tags", "invalid_dataset_sources", "invalid_competition_sources",
-                                                   "invalid_kernel_sources", "invalid_model_sources")
-                   if (value := getattr(response, name, None))]
+        invalid = [
+            f"{name}: {value}"
+            for name in (
+                "invalid_tags",
+                "invalid_dataset_sources",
+                "invalid_competition_sources",
+                "invalid_kernel_sources",
+                "invalid_model_sources",
+            )
+            if (value := getattr(response, name, None))
+        ]
         if invalid:
             say("warning: Kaggle reported " + "; ".join(invalid))
         version = getattr(response, "version_number", None)
-        say(f"pushed version {version}: {getattr(response, 'url', '') or 'https://www.kaggle.com/code/' + kernel_id}")
+        say(
+            f"pushed version {version}: {getattr(response, 'url', '') or 'https://www.kaggle.com/code/' + kernel_id}"
+        )
         ref_to_poll = f"{kernel_id}/{version}" if version else kernel_id
         try:
             status, message = wait_for_kernel(
-                api, ref_to_poll, timeout_s=args.timeout_minutes * 60, interval_s=args.poll_interval,
-                max_interval_s=args.max_poll_interval, factor=args.poll_factor, clock=clock, sleep=sleep, say=say)
+                api,
+                ref_to_poll,
+                timeout_s=args.timeout_minutes * 60,
+                interval_s=args.poll_interval,
+                max_interval_s=args.max_poll_interval,
+                factor=args.poll_factor,
+                clock=clock,
+                sleep=sleep,
+                say=say,
+            )
         except KernelTimeout as exc:
-            fail(f"error: {exc}. The kernel may still be running: https://www.kaggle.com/code/{kernel_id}")
+            fail(
+                f"error: {exc}. The kernel may still be running: https://www.kaggle.com/code/{kernel_id}"
+            )
             write_step_summary(env.get("GITHUB_STEP_SUMMARY"), "Kaggle T4: timed out", [str(exc)])
             return EXIT_TIMEOUT
         if out_dir.exists():
@@ -664,64 +791,152 @@ def run(args, *, env, api_factory, clock, sleep, out, err) -> int:
             shutil.rmtree(work, ignore_errors=True)
     for line in outcome.lines:
         say(line)
-    write_step_summary(env.get("GITHUB_STEP_SUMMARY"), f"Kaggle T4: {kernel_id} at {ref[:12]}",
-                       [redact(line) for line in outcome.lines])
+    write_step_summary(
+        env.get("GITHUB_STEP_SUMMARY"),
+        f"Kaggle T4: {kernel_id} at {ref[:12]}",
+        [redact(line) for line in outcome.lines],
+    )
     return outcome.code
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.kaggle_t4", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.kaggle_t4",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(q):
-        q.add_argument("--repo-url", help="the course repository to fetch on Kaggle (default: pyproject's Repository)")
-        q.add_argument("--ref", help="commit (or branch/tag) to test (default: $GITHUB_SHA, else git rev-parse HEAD)")
-        q.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="training steps for the 8B recipe (default: %(default)s)")
-        q.add_argument("--cuda-visible-devices", default="0", help="GPUs the notebooks see (default: 0, one T4 as on Colab; '' for both)")
-        q.add_argument("--machine-shape", default=MACHINE_SHAPE, help="Kaggle accelerator (default: %(default)s, 'GPU T4 x2')")
+        q.add_argument(
+            "--repo-url",
+            help="the course repository to fetch on Kaggle (default: pyproject's Repository)",
+        )
+        q.add_argument(
+            "--ref",
+            help="commit (or branch/tag) to test (default: $GITHUB_SHA, else git rev-parse HEAD)",
+        )
+        q.add_argument(
+            "--max-steps",
+            type=int,
+            default=DEFAULT_MAX_STEPS,
+            help="training steps for the 8B recipe (default: %(default)s)",
+        )
+        q.add_argument(
+            "--cuda-visible-devices",
+            default="0",
+            help="GPUs the notebooks see (default: 0, one T4 as on Colab; '' for both)",
+        )
+        q.add_argument(
+            "--machine-shape",
+            default=MACHINE_SHAPE,
+            help="Kaggle accelerator (default: %(default)s, 'GPU T4 x2')",
+        )
         q.add_argument("--slug", default=SLUG, help="kernel slug (default: %(default)s)")
         q.add_argument("--kernel-id", help="USER/SLUG (default: $KAGGLE_USERNAME/--slug)")
 
     q = sub.add_parser("run", help="push, wait, download, summarize (needs Kaggle credentials)")
     common(q)
-    q.add_argument("--out", default="kaggle-t4-output", help="where the kernel's output goes (default: %(default)s)")
-    q.add_argument("--work-dir", help="keep the pushed kernel folder here (default: a temporary folder)")
-    q.add_argument("--timeout-minutes", type=float, default=DEFAULT_TIMEOUT_MINUTES,
-                   help="give up waiting after this long; also the kernel's session limit (default: %(default)s)")
-    q.add_argument("--poll-interval", type=float, default=30.0, help="first wait between status polls, s (default: %(default)s)")
-    q.add_argument("--max-poll-interval", type=float, default=300.0, help="longest wait between polls, s (default: %(default)s)")
-    q.add_argument("--poll-factor", type=float, default=1.5, help="growth of the wait after each poll (default: %(default)s)")
-    q.add_argument("--skip-without-credentials", action="store_true",
-                   help="without Kaggle credentials print a skip message and exit 0 (the workflow's mode)")
+    q.add_argument(
+        "--out",
+        default="kaggle-t4-output",
+        help="where the kernel's output goes (default: %(default)s)",
+    )
+    q.add_argument(
+        "--work-dir", help="keep the pushed kernel folder here (default: a temporary folder)"
+    )
+    q.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=DEFAULT_TIMEOUT_MINUTES,
+        help="give up waiting after this long; also the kernel's session limit (default: %(default)s)",
+    )
+    q.add_argument(
+        "--poll-interval",
+        type=float,
+        default=30.0,
+        help="first wait between status polls, s (default: %(default)s)",
+    )
+    q.add_argument(
+        "--max-poll-interval",
+        type=float,
+        default=300.0,
+        help="longest wait between polls, s (default: %(default)s)",
+    )
+    q.add_argument(
+        "--poll-factor",
+        type=float,
+        default=1.5,
+        help="growth of the wait after each poll (default: %(default)s)",
+    )
+    q.add_argument(
+        "--skip-without-credentials",
+        action="store_true",
+        help="without Kaggle credentials print a skip message and exit 0 (the workflow's mode)",
+    )
 
-    q = sub.add_parser("build", help="write the kernel folder only (offline), to read what would be pushed")
+    q = sub.add_parser(
+        "build", help="write the kernel folder only (offline), to read what would be pushed"
+    )
     common(q)
-    q.add_argument("--out", required=True, help="folder to write kernel-metadata.json and the notebook into")
+    q.add_argument(
+        "--out", required=True, help="folder to write kernel-metadata.json and the notebook into"
+    )
 
     q = sub.add_parser("summarize", help="summarize a downloaded output folder")
     q.add_argument("folder")
     return p
 
 
-def main(argv: list[str] | None = None, *, env: dict | None = None, api_factory=None,
-         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-         out=None, err=None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    env: dict | None = None,
+    api_factory=None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    out=None,
+    err=None,
+) -> int:
     env = dict(os.environ) if env is None else env
     out, err = out or sys.stdout, err or sys.stderr
     args = parser().parse_args(argv)
     if args.command == "run":
-        if args.timeout_minutes <= 0 or args.poll_interval <= 0 or args.max_poll_interval < args.poll_interval or args.poll_factor < 1:
-            print("error: timeouts and poll intervals must be positive, --max-poll-interval >= --poll-interval, "
-                  "--poll-factor >= 1", file=err)
+        if (
+            args.timeout_minutes <= 0
+            or args.poll_interval <= 0
+            or args.max_poll_interval < args.poll_interval
+            or args.poll_factor < 1
+        ):
+            print(
+                "error: timeouts and poll intervals must be positive, --max-poll-interval >= --poll-interval, "
+                "--poll-factor >= 1",
+                file=err,
+            )
             return EXIT_USAGE
-        return run(args, env=env, api_factory=api_factory or default_api_factory, clock=clock, sleep=sleep, out=out, err=err)
+        return run(
+            args,
+            env=env,
+            api_factory=api_factory or default_api_factory,
+            clock=clock,
+            sleep=sleep,
+            out=out,
+            err=err,
+        )
     if args.command == "build":
-        user = (args.kernel_id or "").split("/")[0] or env.get("KAGGLE_USERNAME") or "your-kaggle-user"
+        user = (
+            (args.kernel_id or "").split("/")[0] or env.get("KAGGLE_USERNAME") or "your-kaggle-user"
+        )
         try:
-            folder = write_kernel_folder(Path(args.out), args.kernel_id or f"{user}/{args.slug}",
-                                         args.repo_url or repository_url(), args.ref or current_commit(),
-                                         args.max_steps, args.cuda_visible_devices, args.machine_shape)
+            folder = write_kernel_folder(
+                Path(args.out),
+                args.kernel_id or f"{user}/{args.slug}",
+                args.repo_url or repository_url(),
+                args.ref or current_commit(),
+                args.max_steps,
+                args.cuda_visible_devices,
+                args.machine_shape,
+            )
         except UsageError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_USAGE

@@ -24,8 +24,15 @@ from pathlib import Path
 from helpers.llama_cpp import NEEDED, VERSION, LlamaCppError, cached_dir, problem
 
 UNUSED = ("models", "docs", "media")  # test vocabularies and documentation: 110 MB no export reads
-CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF", "-DLLAMA_OPENSSL=OFF",
-               "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
+CMAKE_FLAGS = [
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+]
 
 
 def _run(command: list[str], log: Path, what: str) -> None:
@@ -41,30 +48,68 @@ def build(dest: Path) -> Path:
     """Download llama-cpp-python's sdist with pip, build llama-quantize, and put its llama.cpp tree at ``dest``."""
     missing = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
     if missing:
-        raise LlamaCppError(f"cannot build llama.cpp: {' and '.join(missing)} not found on PATH (Debian/Ubuntu: "
-                            f"apt-get install cmake g++), or set UNSLOTH_LLAMA_CPP_PATH to a built llama.cpp.")
+        raise LlamaCppError(
+            f"cannot build llama.cpp: {' and '.join(missing)} not found on PATH (Debian/Ubuntu: "
+            f"apt-get install cmake g++), or set UNSLOTH_LLAMA_CPP_PATH to a built llama.cpp."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     log = dest.parent / f"{dest.name}-build.log"
     log.write_text("")
     start = time.time()
-    print(f"Building llama-quantize from llama-cpp-python {VERSION} into {dest}, once: about 5 minutes on 2 free "
-          f"CPU cores, longer on a busy machine (log: {log}) ...", flush=True)
+    print(
+        f"Building llama-quantize from llama-cpp-python {VERSION} into {dest}, once: about 5 minutes on 2 free "
+        f"CPU cores, longer on a busy machine (log: {log}) ...",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.tmp-", dir=dest.parent) as tmp:
         tmp = Path(tmp)
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python", "-d", str(tmp),
-              f"llama-cpp-python=={VERSION}"], log, "downloading the llama-cpp-python source package")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-python",
+                "-d",
+                str(tmp),
+                f"llama-cpp-python=={VERSION}",
+            ],
+            log,
+            "downloading the llama-cpp-python source package",
+        )
         with tarfile.open(next(tmp.glob("llama_cpp_python-*.tar.gz"))) as sdist:
             sdist.extractall(tmp, filter="data")
         source = tmp / f"llama_cpp_python-{VERSION}" / "vendor" / "llama.cpp"
         absent = [name for name in NEEDED if not (source / name).exists()]
         if absent:
-            raise LlamaCppError(f"llama-cpp-python {VERSION} from PyPI has no {absent} in vendor/llama.cpp/")
+            raise LlamaCppError(
+                f"llama-cpp-python {VERSION} from PyPI has no {absent} in vendor/llama.cpp/"
+            )
         for name in UNUSED:
             shutil.rmtree(source / name, ignore_errors=True)
-        _run(["cmake", "-S", str(source), "-B", str(tmp / "build"), *CMAKE_FLAGS], log, "cmake configure")
-        _run(["cmake", "--build", str(tmp / "build"), "--target", "llama-quantize", "-j", str(os.cpu_count() or 1)],
-             log, "building llama-quantize")
-        shutil.copy2(tmp / "build" / "bin" / "llama-quantize", source / "llama-quantize")  # where Unsloth looks
+        _run(
+            ["cmake", "-S", str(source), "-B", str(tmp / "build"), *CMAKE_FLAGS],
+            log,
+            "cmake configure",
+        )
+        _run(
+            [
+                "cmake",
+                "--build",
+                str(tmp / "build"),
+                "--target",
+                "llama-quantize",
+                "-j",
+                str(os.cpu_count() or 1),
+            ],
+            log,
+            "building llama-quantize",
+        )
+        shutil.copy2(
+            tmp / "build" / "bin" / "llama-quantize", source / "llama-quantize"
+        )  # where Unsloth looks
         why = problem(source)
         if why:
             raise LlamaCppError(f"the build finished but is not usable: {why}; the log is {log}")

@@ -17,8 +17,11 @@ import os
 
 def pytest_addoption(parser):
     parser.getgroup("nbval").addoption(
-        "--nbval-save-dir", action="store", default=None,
-        help="write every notebook nbval ran, with this run's outputs, into this folder")
+        "--nbval-save-dir",
+        action="store",
+        default=None,
+        help="write every notebook nbval ran, with this run's outputs, into this folder",
+    )
 
 
 def pytest_configure(config):
@@ -45,7 +48,11 @@ def pytest_sessionfinish(session):
     import nbformat
 
     os.makedirs(out, exist_ok=True)
-    root = os.path.commonpath([os.path.dirname(p) for p in saved]) if len(saved) > 1 else os.path.dirname(next(iter(saved)))
+    root = (
+        os.path.commonpath([os.path.dirname(p) for p in saved])
+        if len(saved) > 1
+        else os.path.dirname(next(iter(saved)))
+    )
     for path, notebook in sorted(saved.items()):
         target = os.path.join(out, os.path.relpath(path, root))
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -27,7 +27,10 @@ NOTEBOOKS = ROOT / "notebooks"
 TEMPLATE = Path(__file__).resolve().parent / "notebook_template"
 WHOLE = NOTEBOOKS / "whole_course.ipynb"
 SHARED = ("badges", "setup", "parameters", "drive", "adapter")
-ONCE = {"parameters", *(f"course:{n}{md}" for n in ("badges", "setup", "parameters", "drive") for md in ("", "-md"))}
+ONCE = {
+    "parameters",
+    *(f"course:{n}{md}" for n in ("badges", "setup", "parameters", "drive") for md in ("", "-md")),
+}
 REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 
 
@@ -58,12 +61,16 @@ def shared_source(tag: str, notebook: dict, name: str) -> str | None:
     if key == "badges":
         return template("badges.md").format(slug=REPO_URL.split("github.com/")[1], notebook=name)
     if key == "parameters":
-        return parameter_lines(notebook["metadata"].get("course", {}).get("parameters", ["COURSE_MODEL"]))
+        return parameter_lines(
+            notebook["metadata"].get("course", {}).get("parameters", ["COURSE_MODEL"])
+        )
     if key.endswith("-md"):
         return template(key.removesuffix("-md") + ".md")
     if key in SHARED:
         return template(key + ".py")
-    raise ValueError(f"{name}: unknown shared cell tag {tag!r}; known: {', '.join(SHARED)} (and NAME-md)")
+    raise ValueError(
+        f"{name}: unknown shared cell tag {tag!r}; known: {', '.join(SHARED)} (and NAME-md)"
+    )
 
 
 def source_lines(text: str) -> list[str]:
@@ -91,12 +98,23 @@ def write(path: Path, notebook: dict) -> None:
 def whole_course(notebooks: list[tuple[str, dict]]) -> dict:
     """One notebook holding every lesson: the shared cells once, then each lesson's own cells in order."""
     first = notebooks[0][1]
-    params = sorted({p for _, nb in notebooks for p in nb["metadata"].get("course", {}).get("parameters", [])},
-                    key=lambda p: template("parameters.py").index(p + " ="))
+    params = sorted(
+        {p for _, nb in notebooks for p in nb["metadata"].get("course", {}).get("parameters", [])},
+        key=lambda p: template("parameters.py").index(p + " ="),
+    )
     head = [
-        _cell("markdown", "# The whole course in one runtime\n\n" + template("whole_intro.md"), "course:whole-intro"),
-        _cell("markdown", template("badges.md").format(slug=REPO_URL.split("github.com/")[1],
-                                                       notebook=WHOLE.name), "course:badges"),
+        _cell(
+            "markdown",
+            "# The whole course in one runtime\n\n" + template("whole_intro.md"),
+            "course:whole-intro",
+        ),
+        _cell(
+            "markdown",
+            template("badges.md").format(
+                slug=REPO_URL.split("github.com/")[1], notebook=WHOLE.name
+            ),
+            "course:badges",
+        ),
         _cell("markdown", template("setup.md"), "course:setup-md"),
         _cell("code", template("setup.py"), "course:setup"),
         _cell("markdown", template("parameters.md"), "course:parameters-md"),
@@ -105,26 +123,47 @@ def whole_course(notebooks: list[tuple[str, dict]]) -> dict:
         _cell("code", template("drive.py"), "course:drive"),
     ]
     cells = head
-    for name, nb in notebooks:
+    for _name, nb in notebooks:
         own = [c for c in nb["cells"] if not set(c.get("metadata", {}).get("tags", [])) & ONCE]
         if nb is not first:
-            cells.append(_cell("markdown", "Free the previous lesson's model and memory before the next one loads its own."))
+            cells.append(
+                _cell(
+                    "markdown",
+                    "Free the previous lesson's model and memory before the next one loads its own.",
+                )
+            )
             cells.append(_cell("code", template("free_memory.py")))
         for cell in own:
             cell = copy.deepcopy(cell)
-            if cell["cell_type"] == "markdown":  # each lesson becomes a section: its headings go one level down
-                cell["source"] = source_lines("\n".join("#" + line if line.startswith("#") else line
-                                                         for line in "".join(cell["source"]).split("\n")))
+            if (
+                cell["cell_type"] == "markdown"
+            ):  # each lesson becomes a section: its headings go one level down
+                cell["source"] = source_lines(
+                    "\n".join(
+                        "#" + line if line.startswith("#") else line
+                        for line in "".join(cell["source"]).split("\n")
+                    )
+                )
             cells.append(cell)
     for i, cell in enumerate(cells):
         cell["id"] = f"cell-{i:03d}"  # ids must be unique within a notebook
     meta = copy.deepcopy(first["metadata"])
     meta["course"] = {"parameters": params, "generated_from": [name for name, _ in notebooks]}
-    return {"cells": cells, "metadata": meta, "nbformat": first["nbformat"], "nbformat_minor": first["nbformat_minor"]}
+    return {
+        "cells": cells,
+        "metadata": meta,
+        "nbformat": first["nbformat"],
+        "nbformat_minor": first["nbformat_minor"],
+    }
 
 
 def _cell(kind: str, text: str, tag: str | None = None) -> dict:
-    cell = {"cell_type": kind, "id": "", "metadata": {"tags": [tag]} if tag else {}, "source": source_lines(text)}
+    cell = {
+        "cell_type": kind,
+        "id": "",
+        "metadata": {"tags": [tag]} if tag else {},
+        "source": source_lines(text),
+    }
     if kind == "code":
         cell.update(execution_count=None, outputs=[])
     return cell
@@ -143,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     command = (argv if argv is not None else sys.argv[1:] or ["check"])[0]
     wanted = expected()
     if command == "check":
-        stale = [p.name for p, nb in wanted.items() if not p.exists() or json.loads(p.read_text()) != nb]
+        stale = [
+            p.name for p, nb in wanted.items() if not p.exists() or json.loads(p.read_text()) != nb
+        ]
         if stale:
-            print(f"out of date with tools/notebook_template: {', '.join(stale)}; run: python -m tools.notebooks stamp")
+            print(
+                f"out of date with tools/notebook_template: {', '.join(stale)}; run: python -m tools.notebooks stamp"
+            )
             return 1
         print(f"{len(wanted)} notebooks match the template.")
         return 0

@@ -26,7 +26,9 @@ def read_scores(folder: Path) -> dict:
     for name, columns in GUARDED.items():
         path = folder / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: did the notebook that writes it run to the end?")
+            raise FileNotFoundError(
+                f"{path} is missing: did the notebook that writes it run to the end?"
+            )
         table = json.loads(path.read_text())
         scores[name] = {column: table[column] for column in columns}
     return scores
@@ -41,14 +43,20 @@ def regressions(recorded: dict, measured: dict) -> list[str]:
                 new = measured.get(name, {}).get(column, {}).get(family)
                 allowed = TOLERANCE["overall" if family == "overall" else "family"]
                 if new is None or new < old - allowed:
-                    problems.append(f"{name} {column!r} {family}: recorded {old:.3f}, now {new} (tolerance {allowed})")
+                    problems.append(
+                        f"{name} {column!r} {family}: recorded {old:.3f}, now {new} (tolerance {allowed})"
+                    )
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="the output folder the notebooks wrote (COURSE_OUTPUT)")
-    parser.add_argument("--record", action="store_true", help="record these scores as the new reference")
+    parser.add_argument(
+        "folder", type=Path, help="the output folder the notebooks wrote (COURSE_OUTPUT)"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="record these scores as the new reference"
+    )
     args = parser.parse_args(argv)
     measured = read_scores(args.folder)
     if args.record:

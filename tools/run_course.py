@@ -52,25 +52,47 @@ def run_notebook(path: Path, out_dir: Path, model: str, state_file: Path) -> Not
     # Only a notebook with a `parameters` cell takes COURSE_MODEL; papermill would warn about the others.
     parameters = {"COURSE_MODEL": model} if "COURSE_MODEL" in pm.inspect_notebook(str(path)) else {}
     try:
-        pm.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
-                            cwd=str(path.parent), progress_bar=False, log_output=False,
-                            config=kernel_config())  # CurveZMQ keys, as the docs build: no TCP-without-encryption warning
+        pm.execute_notebook(
+            str(path),
+            str(out_dir / path.name),
+            parameters=parameters,
+            cwd=str(path.parent),
+            progress_bar=False,
+            log_output=False,
+            config=kernel_config(),
+        )  # CurveZMQ keys, as the docs build: no TCP-without-encryption warning
     except Exception as err:  # papermill wraps a failing cell in PapermillExecutionError
-        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        error = (
+            f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        )
     seconds = round(time.time() - start, 1)
     return NotebookResult(path.name, error is None, seconds, final_loss(state_file, start), error)
 
 
 def write_summary(results: list[NotebookResult], out_dir: Path, model: str, total: float) -> None:
     """Write summary.json and a Markdown table summary.md."""
-    payload = {"model": model, "total_seconds": round(total, 1), "notebooks": [asdict(r) for r in results]}
+    payload = {
+        "model": model,
+        "total_seconds": round(total, 1),
+        "notebooks": [asdict(r) for r in results],
+    }
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [f"# Course run (COURSE_MODEL={model or 'auto'})", "", "| notebook | result | seconds | final loss |",
-             "| --- | --- | ---: | ---: |"]
+    lines = [
+        f"# Course run (COURSE_MODEL={model or 'auto'})",
+        "",
+        "| notebook | result | seconds | final loss |",
+        "| --- | --- | ---: | ---: |",
+    ]
     for r in results:
         loss = "" if r.final_loss is None else f"{r.final_loss:.4f}"
-        lines.append(f"| {r.notebook} | {'passed' if r.passed else 'FAILED: ' + (r.error or '')} | {r.seconds} | {loss} |")
-    lines += ["", f"Total: {total:.1f} s, {sum(r.passed for r in results)}/{len(results)} passed", ""]
+        lines.append(
+            f"| {r.notebook} | {'passed' if r.passed else 'FAILED: ' + (r.error or '')} | {r.seconds} | {loss} |"
+        )
+    lines += [
+        "",
+        f"Total: {total:.1f} s, {sum(r.passed for r in results)}/{len(results)} passed",
+        "",
+    ]
     (out_dir / "summary.md").write_text("\n".join(lines))
 
 
@@ -92,13 +114,18 @@ def main(out: Path = REPO_ROOT / "outputs" / "course", model: str = "", only: st
     results = []
     for nb in notebooks:
         result = run_notebook(nb, out, model, state_file)
-        print(f"{'passed' if result.passed else 'FAILED'}  {result.seconds:7.1f} s  {nb.name}"
-              + (f"  final loss {result.final_loss:.4f}" if result.final_loss is not None else "")
-              + (f"\n        {result.error}" if result.error else ""), flush=True)
+        print(
+            f"{'passed' if result.passed else 'FAILED'}  {result.seconds:7.1f} s  {nb.name}"
+            + (f"  final loss {result.final_loss:.4f}" if result.final_loss is not None else "")
+            + (f"\n        {result.error}" if result.error else ""),
+            flush=True,
+        )
         results.append(result)
     total = time.time() - start
     write_summary(results, out, model, total)
-    print(f"{sum(r.passed for r in results)}/{len(results)} notebooks passed in {total:.1f} s; summary: {out / 'summary.md'}")
+    print(
+        f"{sum(r.passed for r in results)}/{len(results)} notebooks passed in {total:.1f} s; summary: {out / 'summary.md'}"
+    )
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -58,7 +58,13 @@ def _nav_paths(nav) -> set[str]:
 
 
 def _is_notebook(entry) -> bool:
-    path = entry if isinstance(entry, str) else next(iter(entry.values())) if isinstance(entry, dict) else ""
+    path = (
+        entry
+        if isinstance(entry, str)
+        else next(iter(entry.values()))
+        if isinstance(entry, dict)
+        else ""
+    )
     return isinstance(path, str) and path.startswith(PREFIX) and path.endswith(".ipynb")
 
 
@@ -72,17 +78,23 @@ def on_config(config):
     if nav is None:  # no nav: MkDocs lists every page itself
         return config
     listed = _nav_paths(nav)
-    section = next((item[SECTION] for item in nav if isinstance(item, dict) and SECTION in item), None)
+    section = next(
+        (item[SECTION] for item in nav if isinstance(item, dict) and SECTION in item), None
+    )
     if section is None:
         section = []
         nav.append({SECTION: section})
     for notebook in course_notebooks():
         uri = PREFIX + notebook.name
         if uri not in listed:
-            log.info("notebooks hook: %s is not in mkdocs.yml's nav; adding it under '%s'", uri, SECTION)
+            log.info(
+                "notebooks hook: %s is not in mkdocs.yml's nav; adding it under '%s'", uri, SECTION
+            )
             section.append(uri)
     others = [e for e in section if not _is_notebook(e)]
-    notebooks = sorted((e for e in section if _is_notebook(e)), key=lambda e: _entry_path(e).rsplit("/", 1)[-1])
+    notebooks = sorted(
+        (e for e in section if _is_notebook(e)), key=lambda e: _entry_path(e).rsplit("/", 1)[-1]
+    )
     section[:] = others + notebooks
     return config
 
@@ -100,18 +112,32 @@ def executed_copy(notebook: Path, folder: Path) -> Path:
     copy = folder / "notebooks" / notebook.name
     if not copy.exists():
         failed = folder / "failed" / notebook.name
-        why = f"it failed to execute (see {failed})" if failed.exists() else "it has not been executed"
-        raise PluginError(f"notebooks hook: no executed copy of {notebook.name} in {folder}: {why}. Run {RUN}.")
+        why = (
+            f"it failed to execute (see {failed})"
+            if failed.exists()
+            else "it has not been executed"
+        )
+        raise PluginError(
+            f"notebooks hook: no executed copy of {notebook.name} in {folder}: {why}. Run {RUN}."
+        )
     executed = json.loads(copy.read_text(encoding="utf-8"))
     recorded = executed.get("metadata", {}).get(META, {}).get("source_sha256")
     if recorded != hashlib.sha256(notebook.read_bytes()).hexdigest():
-        raise PluginError(f"notebooks hook: {copy} was executed from another version of notebooks/{notebook.name} "
-                          f"(stale outputs). Run {RUN}.")
-    errors = [f"cell {i}: {o.get('ename')}" for i, cell in enumerate(executed.get("cells", []))
-              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        raise PluginError(
+            f"notebooks hook: {copy} was executed from another version of notebooks/{notebook.name} "
+            f"(stale outputs). Run {RUN}."
+        )
+    errors = [
+        f"cell {i}: {o.get('ename')}"
+        for i, cell in enumerate(executed.get("cells", []))
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     if errors:
-        raise PluginError(f"notebooks hook: {copy} holds error outputs ({', '.join(errors)}); a page must not "
-                          f"show a traceback. Fix the notebook and run {RUN}.")
+        raise PluginError(
+            f"notebooks hook: {copy} holds error outputs ({', '.join(errors)}); a page must not "
+            f"show a traceback. Fix the notebook and run {RUN}."
+        )
     return copy
 
 
@@ -125,32 +151,54 @@ def on_files(files, config):
     for notebook in course_notebooks():
         uri = PREFIX + notebook.name
         if files.get_file_from_path(uri) is not None:
-            log.warning("notebooks hook: docs/%s duplicates notebooks/%s; delete the copy in docs/", uri, notebook.name)
+            log.warning(
+                "notebooks hook: docs/%s duplicates notebooks/%s; delete the copy in docs/",
+                uri,
+                notebook.name,
+            )
             continue
         if folder is None:
-            files.append(File(uri, src_dir=str(ROOT), dest_dir=config.site_dir,
-                              use_directory_urls=config.use_directory_urls))
+            files.append(
+                File(
+                    uri,
+                    src_dir=str(ROOT),
+                    dest_dir=config.site_dir,
+                    use_directory_urls=config.use_directory_urls,
+                )
+            )
             continue
         try:
             executed_copy(notebook, folder)
         except PluginError as err:
             problems.append(str(err))
             continue
-        files.append(File(uri, src_dir=str(folder), dest_dir=config.site_dir,  # folder/notebooks/NN_*.ipynb
-                          use_directory_urls=config.use_directory_urls))
+        files.append(
+            File(
+                uri,
+                src_dir=str(folder),
+                dest_dir=config.site_dir,  # folder/notebooks/NN_*.ipynb
+                use_directory_urls=config.use_directory_urls,
+            )
+        )
     if problems:
         raise PluginError("\n".join(problems))
     return files
 
 
-@event_priority(-100)  # after mkdocs-jupyter's on_post_page, which copies the page's source beside it
+@event_priority(
+    -100
+)  # after mkdocs-jupyter's on_post_page, which copies the page's source beside it
 def on_post_page(output, page, config):
     """The download copy beside a notebook page is the stripped notebook from the repository."""
     uri = page.file.src_uri
-    if uri.startswith(PREFIX) and uri.endswith(".ipynb") and (NOTEBOOKS / uri[len(PREFIX):]).exists():
+    if (
+        uri.startswith(PREFIX)
+        and uri.endswith(".ipynb")
+        and (NOTEBOOKS / uri[len(PREFIX) :]).exists()
+    ):
         target = Path(page.file.abs_dest_path).parent / Path(uri).name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(NOTEBOOKS / uri[len(PREFIX):], target)
+        shutil.copyfile(NOTEBOOKS / uri[len(PREFIX) :], target)
     return output
 
 

@@ -36,7 +36,9 @@ def table(rel_path: str, page: str) -> str:
     pins = read_pins(path)
     if not pins:
         log.warning("pins hook: %s has no name==version lines (named in %s)", rel_path, page)
-    rows = "\n".join(f"| `{name}` | `{version}` |" for name, version in sorted(pins, key=lambda p: p[0].lower()))
+    rows = "\n".join(
+        f"| `{name}` | `{version}` |" for name, version in sorted(pins, key=lambda p: p[0].lower())
+    )
     return f"{len(pins)} pins in `{rel_path}`:\n\n| package | version |\n| --- | --- |\n{rows}\n"
 
 
@@ -46,4 +48,6 @@ def _indented(text: str, indent: str) -> str:
 
 def on_page_markdown(markdown, page, config, files):
     """Replace each marker with its table, keeping the marker's indentation (e.g. inside an admonition)."""
-    return MARKER.sub(lambda m: _indented(table(m.group(2), page.file.src_uri), m.group(1)), markdown)
+    return MARKER.sub(
+        lambda m: _indented(table(m.group(2), page.file.src_uri), m.group(1)), markdown
+    )

@@ -20,6 +20,7 @@ Stages (each runs the ones before it when needed):
 
 The build uses the standard library, pip, and (when torch cannot load without CUDA) gcc, readelf and nm.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,32 @@ FAKE_COLAB = HERE / "fake_colab"
 SETUP_NOTEBOOK = REPO / "notebooks" / "00_environment_check.ipynb"
 REQUIREMENTS = REPO / "requirements-colab.txt"
 CPU_LOCK = REPO / "requirements" / "cpu.txt"
-CACHE = Path(os.environ.get("COLAB_SIM_CACHE", Path.home() / ".cache" / "unsloth-course" / "colab-sim"))
+CACHE = Path(
+    os.environ.get("COLAB_SIM_CACHE", Path.home() / ".cache" / "unsloth-course" / "colab-sim")
+)
 RECIPE = "3"  # bump when the way the base environment is built changes
 
 PYTHON_MINOR = "3.13"  # Colab's, from os-info-gpu.txt (checked at start)
 PYTHON_FULL = "3.13.15"
 # Colab has these and the notebooks, helpers or their execution under nbval use them.
-NOTEBOOK_NEEDS = ["torch", "triton", "numpy", "pandas", "matplotlib", "psutil", "tqdm", "pyyaml", "safetensors",
-                  "ipykernel", "ipython", "jupyter-client", "jupyter-core", "nbformat", "nbclient", "pytest"]
+NOTEBOOK_NEEDS = [
+    "torch",
+    "triton",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "psutil",
+    "tqdm",
+    "pyyaml",
+    "safetensors",
+    "ipykernel",
+    "ipython",
+    "jupyter-client",
+    "jupyter-core",
+    "nbformat",
+    "nbclient",
+    "pytest",
+]
 # Not on Colab; installed only to run the notebooks as tests, at the CPU lock's versions.
 TEST_TOOLS = ["nbval", "coverage"]
 # Colab has them; the sim leaves them out: CUDA libraries (no GPU here) and torch's companions
@@ -59,12 +78,30 @@ TEST_TOOLS = ["nbval", "coverage"]
 LEFT_OUT = re.compile(r"^(nvidia-|cuda-|cupy|torchvision$|torchaudio$|torchcodec$)")
 # pip freeze never lists these; Colab has them all the same.
 FREEZE_HIDDEN = {"pip", "setuptools", "wheel", "distribute"}
-MARKER_ENV = {"python_version": PYTHON_MINOR, "python_full_version": PYTHON_FULL, "os_name": "posix",
-              "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-              "platform_python_implementation": "CPython", "implementation_name": "cpython",
-              "implementation_version": PYTHON_FULL, "platform_release": "", "platform_version": ""}
-SYSTEM_LIBS = ("libc.so", "libm.so", "libdl.so", "librt.so", "libpthread.so", "libstdc++.so", "libgcc_s.so",
-               "ld-linux", "libgomp.so")
+MARKER_ENV = {
+    "python_version": PYTHON_MINOR,
+    "python_full_version": PYTHON_FULL,
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "platform_python_implementation": "CPython",
+    "implementation_name": "cpython",
+    "implementation_version": PYTHON_FULL,
+    "platform_release": "",
+    "platform_version": "",
+}
+SYSTEM_LIBS = (
+    "libc.so",
+    "libm.so",
+    "libdl.so",
+    "librt.so",
+    "libpthread.so",
+    "libstdc++.so",
+    "libgcc_s.so",
+    "ld-linux",
+    "libgomp.so",
+)
 
 
 def log(msg: str = "") -> None:
@@ -76,6 +113,7 @@ def normalize(name: str) -> str:
 
 
 # ---------------------------------------------------------------- the snapshot and the pins
+
 
 def parse_freeze(text: str) -> dict[str, tuple[str, str | None]]:
     """{normalized name: (name, version)} from `pip freeze` output; version None where it cannot be read."""
@@ -121,6 +159,7 @@ def os_info_python(text: str) -> str:
 
 # ---------------------------------------------------------------- requirements and markers
 
+
 def parse_requirement(text: str) -> tuple[str, set[str], str, str]:
     """'name[extra] >=1 ; marker' -> (normalized name, extras, specifier, marker)."""
     req, _, marker = text.partition(";")
@@ -137,7 +176,9 @@ def _version_key(v: str) -> tuple:
 
 def evaluate_marker(marker: str, env: dict[str, str]) -> bool:
     """Evaluate a PEP 508 environment marker (the subset packages use) in `env`."""
-    tokens = re.findall(r"'[^']*'|\"[^\"]*\"|===|==|!=|<=|>=|~=|<|>|\(|\)|not\s+in\b|\w[\w.]*", marker)
+    tokens = re.findall(
+        r"'[^']*'|\"[^\"]*\"|===|==|!=|<=|>=|~=|<|>|\(|\)|not\s+in\b|\w[\w.]*", marker
+    )
     pos = 0
 
     def peek():
@@ -167,15 +208,27 @@ def evaluate_marker(marker: str, env: dict[str, str]) -> bool:
             left, right = normalize(left), normalize(right)
         if op in ("in", "not in"):
             return (left in right) == (op == "in")
-        versiony = {lvar, rvar} & {"python_version", "python_full_version", "implementation_version"}
+        versiony = {lvar, rvar} & {
+            "python_version",
+            "python_full_version",
+            "implementation_version",
+        }
         if versiony and op != "===":
             a, b = _version_key(left), _version_key(right)
             if op == "~=":
-                return a >= b and a[:len(b) - 1] == b[:len(b) - 1]
+                return a >= b and a[: len(b) - 1] == b[: len(b) - 1]
         else:
             a, b = left, right
-        return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
-                "===": left == right, "~=": a == b}[op]
+        return {
+            "==": a == b,
+            "!=": a != b,
+            "<": a < b,
+            "<=": a <= b,
+            ">": a > b,
+            ">=": a >= b,
+            "===": left == right,
+            "~=": a == b,
+        }[op]
 
     def conjunction():
         r = compare()
@@ -197,8 +250,13 @@ def evaluate_marker(marker: str, env: dict[str, str]) -> bool:
     return result
 
 
-def touched(pins: dict[str, tuple[str, str]], roots: list[str], colab: dict[str, tuple[str, str | None]],
-            requires_of, env: dict[str, str] = MARKER_ENV):
+def touched(
+    pins: dict[str, tuple[str, str]],
+    roots: list[str],
+    colab: dict[str, tuple[str, str | None]],
+    requires_of,
+    env: dict[str, str] = MARKER_ENV,
+):
     """What the pins (and `roots`) reach through Requires-Dist, recursively.
 
     A package is followed at its pinned version if pinned, else at Colab's; one that is neither pinned
@@ -209,8 +267,9 @@ def touched(pins: dict[str, tuple[str, str]], roots: list[str], colab: dict[str,
     done: dict[str, set[str]] = {}
     absent: dict[str, list[str]] = {}
     hidden: dict[str, list[str]] = {}
-    queue = [(normalize(n), set(), "requirements-colab.txt") for n in pins] + \
-            [(normalize(n), set(), "the notebooks") for n in roots]
+    queue = [(normalize(n), set(), "requirements-colab.txt") for n in pins] + [
+        (normalize(n), set(), "the notebooks") for n in roots
+    ]
     while queue:
         name, extras, via = queue.pop(0)
         if name in FREEZE_HIDDEN:
@@ -243,6 +302,7 @@ def touched(pins: dict[str, tuple[str, str]], roots: list[str], colab: dict[str,
 
 # ---------------------------------------------------------------- metadata from wheels (pip download)
 
+
 def wheel_metadata(path: Path) -> tuple[str, str, list[str]]:
     """(name, version, Requires-Dist) of a wheel or sdist."""
     if path.suffix == ".whl":
@@ -251,6 +311,7 @@ def wheel_metadata(path: Path) -> tuple[str, str, list[str]]:
             text = z.read(member).decode()
     else:
         import tarfile
+
         with tarfile.open(path) as t:
             member = next(m for m in t.getmembers() if re.fullmatch(r"[^/]+/PKG-INFO", m.name))
             text = t.extractfile(member).read().decode()
@@ -271,10 +332,21 @@ class Metadata:
 
     def _index(self) -> None:
         for path in self.wheels.iterdir():
-            if path.suffix in (".whl", ".gz", ".zip") and not (self.meta / f"{path.name}.seen").exists():
+            if (
+                path.suffix in (".whl", ".gz", ".zip")
+                and not (self.meta / f"{path.name}.seen").exists()
+            ):
                 name, version, requires = wheel_metadata(path)
-                self._file(name, version).write_text(json.dumps(
-                    {"name": name, "version": version, "file": path.name, "requires_dist": requires}))
+                self._file(name, version).write_text(
+                    json.dumps(
+                        {
+                            "name": name,
+                            "version": version,
+                            "file": path.name,
+                            "requires_dist": requires,
+                        }
+                    )
+                )
                 (self.meta / f"{path.name}.seen").touch()
 
     def download(self, wanted: list[tuple[str, str]]) -> None:
@@ -283,7 +355,17 @@ class Metadata:
             return
         specs = [f"{n}=={v.split('+')[0]}" for n, v in missing]
         log(f"  pip download: {len(specs)} package(s)")
-        cmd = [self.python, "-m", "pip", "download", "-q", "--no-deps", "--no-cache-dir", "-d", str(self.wheels)]
+        cmd = [
+            self.python,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-cache-dir",
+            "-d",
+            str(self.wheels),
+        ]
         if pip(cmd + ["--only-binary=:all:", *specs]):
             for spec in specs:  # one at a time, sdists allowed, to find the one without a wheel
                 if pip(cmd + ["--only-binary=:all:", spec], quiet=True) and pip(cmd + [spec]):
@@ -304,11 +386,14 @@ def pip(cmd: list[str], quiet: bool = False, **kw) -> int:
     r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, **kw)
     noise = re.compile(r"^WARNING: Location '.*' is ignored")
     if not quiet:
-        sys.stderr.write("".join(line for line in r.stderr.splitlines(keepends=True) if not noise.match(line)))
+        sys.stderr.write(
+            "".join(line for line in r.stderr.splitlines(keepends=True) if not noise.match(line))
+        )
     return r.returncode
 
 
 # ---------------------------------------------------------------- pip check
+
 
 def read_accepted(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
@@ -316,20 +401,32 @@ def read_accepted(text: str) -> list[str]:
 
 def compare_pip_check(actual: list[str], accepted: list[str]) -> tuple[list[str], list[str]]:
     """(new lines: not accepted, gone lines: accepted but not printed any more)."""
-    actual = [line for line in actual if line.strip() and not line.startswith("No broken requirements")]
-    return [line for line in actual if line not in accepted], [line for line in accepted if line not in actual]
+    actual = [
+        line for line in actual if line.strip() and not line.startswith("No broken requirements")
+    ]
+    return [line for line in actual if line not in accepted], [
+        line for line in accepted if line not in actual
+    ]
 
 
-def pip_check_report(new: list[str], gone: list[str], accepted_path: Path = ACCEPTED) -> tuple[bool, str]:
+def pip_check_report(
+    new: list[str], gone: list[str], accepted_path: Path = ACCEPTED
+) -> tuple[bool, str]:
     lines = []
     if new:
-        lines.append(f"FAIL: pip check printed {len(new)} line(s) that {accepted_path.name} does not accept:")
+        lines.append(
+            f"FAIL: pip check printed {len(new)} line(s) that {accepted_path.name} does not accept:"
+        )
         lines += [f"  + {line}" for line in new]
-        lines.append("  Fix the pins in requirements-colab.txt, or accept the line (add it to "
-                     f"{accepted_path} and explain it in docs/stack.md, 'Today's Colab').")
+        lines.append(
+            "  Fix the pins in requirements-colab.txt, or accept the line (add it to "
+            f"{accepted_path} and explain it in docs/stack.md, 'Today's Colab')."
+        )
     if gone:
-        lines.append(f"note: {len(gone)} accepted line(s) no longer printed (remove them from {accepted_path.name}"
-                     " and docs/stack.md):")
+        lines.append(
+            f"note: {len(gone)} accepted line(s) no longer printed (remove them from {accepted_path.name}"
+            " and docs/stack.md):"
+        )
         lines += [f"  - {line}" for line in gone]
     if not new and not gone:
         lines.append("pip check: exactly the accepted lines.")
@@ -337,6 +434,7 @@ def pip_check_report(new: list[str], gone: list[str], accepted_path: Path = ACCE
 
 
 # ---------------------------------------------------------------- the setup cell and the imports
+
 
 def setup_cell(notebook: dict) -> str:
     """The source of the setup cell: the first code cell that sets REPO_URL."""
@@ -352,16 +450,21 @@ def cell_for_sim(notebook: dict) -> str:
     own = setup_cell(notebook)
     missing = [name for name in ("COURSE_REPO_URL", "COURSE_DIR") if name not in own]
     if missing:
-        raise ValueError(f"the setup cell does not read {missing}: the simulation cannot point it at this clone")
+        raise ValueError(
+            f"the setup cell does not read {missing}: the simulation cannot point it at this clone"
+        )
     return own
 
 
 def imported_modules(sources: list[str]) -> set[str]:
     """Modules imported by Python sources (IPython magics and shell lines skipped)."""
     import ast
+
     mods = set()
     for src in sources:
-        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
+        code = "\n".join(
+            "" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines()
+        )
         for node in ast.walk(ast.parse(code)):
             if isinstance(node, ast.Import):
                 mods |= {a.name for a in node.names}
@@ -388,7 +491,11 @@ def write_cuda_stubs(torch_dir: Path, work: Path) -> list[str]:
     def needed(p):
         return re.findall(r"NEEDED\).*\[(.+?)\]", run("readelf", "-d", str(p)))
 
-    todo, seen, missing = [next(torch_dir.glob("_C.cpython-*.so")), lib / "libtorch_global_deps.so"], set(), set()
+    todo, seen, missing = (
+        [next(torch_dir.glob("_C.cpython-*.so")), lib / "libtorch_global_deps.so"],
+        set(),
+        set(),
+    )
     while todo:
         p = todo.pop()
         if p in seen:
@@ -410,8 +517,16 @@ def write_cuda_stubs(torch_dir: Path, work: Path) -> list[str]:
             if m and current:
                 verneed.setdefault(current, set()).add(m.group(1))
     by_version = {v: so for so in missing for v in verneed.get(so, ())}
-    prefixes = {"cusparseLt": "libcusparseLt", "nccl": "libnccl", "cuFile": "libcufile", "nvshmem": "libnvshmem",
-                "curand": "libcurand", "cupti": "libcupti", "cuda": "libcudart", "cudnn": "libcudnn"}
+    prefixes = {
+        "cusparseLt": "libcusparseLt",
+        "nccl": "libnccl",
+        "cuFile": "libcufile",
+        "nvshmem": "libnvshmem",
+        "curand": "libcurand",
+        "cupti": "libcupti",
+        "cuda": "libcudart",
+        "cudnn": "libcudnn",
+    }
     symbols: dict[str, set[tuple[str, str]]] = {so: set() for so in missing}
     for p in seen:
         for line in run("nm", "-D", "--undefined-only", str(p)).splitlines():
@@ -439,11 +554,21 @@ def write_cuda_stubs(torch_dir: Path, work: Path) -> list[str]:
             else:
                 lines.append(f"int {name}(void) {{ return 100; }}")
         (work / f"{so}.c").write_text("\n".join(lines) + "\n")
-        cmd = ["gcc", "-shared", "-fPIC", "-o", str(lib / so), str(work / f"{so}.c"), f"-Wl,-soname,{so}"]
+        cmd = [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(lib / so),
+            str(work / f"{so}.c"),
+            f"-Wl,-soname,{so}",
+        ]
         versions = sorted({v for _, v in syms if v} | verneed.get(so, set()))
         if versions:
-            script = "\n".join(f"{v} {{ global: {' '.join(n + ';' for n, w in sorted(syms) if w == v) or '*;'} }};"
-                               for v in versions)
+            script = "\n".join(
+                f"{v} {{ global: {' '.join(n + ';' for n, w in sorted(syms) if w == v) or '*;'} }};"
+                for v in versions
+            )
             (work / f"{so}.map").write_text(script + "\n")
             cmd.append(f"-Wl,--version-script={work / (so + '.map')}")
         subprocess.run(cmd, check=True)
@@ -451,6 +576,7 @@ def write_cuda_stubs(torch_dir: Path, work: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- the stages
+
 
 class Sim:
     def __init__(self, args):
@@ -474,8 +600,9 @@ class Sim:
                 try:
                     return json.loads(meta._file(name, version).read_text())["requires_dist"]
                 except FileNotFoundError:
-                    pending.append((name, version))
+                    pending.append((name, version))  # noqa: B023 (used within this iteration)
                     return []
+
             reached, absent, hidden = touched(self.pins, NOTEBOOK_NEEDS, self.freeze, requires)
             reached = {n: v for n, v in reached.items() if not LEFT_OUT.match(n)}
             pending = [(n, v) for n, v in pending if not LEFT_OUT.match(normalize(n))]
@@ -491,18 +618,39 @@ class Sim:
         return meta, colab, tools, absent, hidden, left_out
 
     def build(self) -> Path:
-        log(f"Colab snapshot: {FREEZE.relative_to(REPO)} (Python {PYTHON_MINOR}); simulated with {self.python}")
+        log(
+            f"Colab snapshot: {FREEZE.relative_to(REPO)} (Python {PYTHON_MINOR}); simulated with {self.python}"
+        )
         meta, colab, tools, absent, hidden, left_out = self.plan()
         pins_on_colab = sorted(n for n in self.pins if n in self.freeze)
-        log(f"{len(colab)} packages at Colab's versions: the closure of {len(self.pins)} pins and "
-            f"{len(NOTEBOOK_NEEDS)} notebook needs, met with the freeze")
-        log(f"  of them pinned, at Colab's version until the setup cell replaces them: {', '.join(pins_on_colab)}")
-        log("  not on Colab and not pinned (pip check will name them): "
-            + (", ".join(f"{n} (for {', '.join(sorted(set(v)))})" for n, v in sorted(absent.items())) or "none"))
+        log(
+            f"{len(colab)} packages at Colab's versions: the closure of {len(self.pins)} pins and "
+            f"{len(NOTEBOOK_NEEDS)} notebook needs, met with the freeze"
+        )
+        log(
+            f"  of them pinned, at Colab's version until the setup cell replaces them: {', '.join(pins_on_colab)}"
+        )
+        log(
+            "  not on Colab and not pinned (pip check will name them): "
+            + (
+                ", ".join(
+                    f"{n} (for {', '.join(sorted(set(v)))})" for n, v in sorted(absent.items())
+                )
+                or "none"
+            )
+        )
         log(f"  test tools (not on Colab): {', '.join(f'{n}=={v}' for n, v in tools.items())}")
         hidden_specs = sorted({s for specs in hidden.values() for s in specs})
-        key = json.dumps([RECIPE, PYTHON_MINOR, sorted(colab.items()), sorted(tools.items()), hidden_specs,
-                          sorted(p.name + p.read_text() for p in FAKE_COLAB.rglob("*.py"))])
+        key = json.dumps(
+            [
+                RECIPE,
+                PYTHON_MINOR,
+                sorted(colab.items()),
+                sorted(tools.items()),
+                hidden_specs,
+                sorted(p.name + p.read_text() for p in FAKE_COLAB.rglob("*.py")),
+            ]
+        )
         base = CACHE / hashlib.sha256(key.encode()).hexdigest()[:16] / "base"
         if (base / ".complete").exists():
             log(f"base environment: cached, {base}")
@@ -517,14 +665,26 @@ class Sim:
         pip_install = [py, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
         if pip([*pip_install, *files]):
             raise SystemExit("installing Colab's packages failed")
-        if hidden_specs:  # setuptools, wheel: pip freeze hides Colab's; the newest that fits what asks for them
+        if (
+            hidden_specs
+        ):  # setuptools, wheel: pip freeze hides Colab's; the newest that fits what asks for them
             if pip([py, "-m", "pip", "install", "-q", "--no-deps", *hidden_specs]):
                 raise SystemExit(f"installing {hidden_specs} failed")
         self.install_fake_colab(base)
         torch_mode = self.make_torch_importable(base)
-        (base / "colab_sim.json").write_text(json.dumps(
-            {"recipe": RECIPE, "packages": colab, "test_tools": tools, "hidden": hidden_specs,
-             "torch": torch_mode, "left_out": left_out}, indent=1))
+        (base / "colab_sim.json").write_text(
+            json.dumps(
+                {
+                    "recipe": RECIPE,
+                    "packages": colab,
+                    "test_tools": tools,
+                    "hidden": hidden_specs,
+                    "torch": torch_mode,
+                    "left_out": left_out,
+                },
+                indent=1,
+            )
+        )
         (base / ".complete").touch()
         return base
 
@@ -533,12 +693,18 @@ class Sim:
         shutil.copytree(FAKE_COLAB / "google", site / "google", dirs_exist_ok=True)
         info = site / "google_colab-1.0.0.dist-info"
         info.mkdir(exist_ok=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: google-colab\nVersion: 1.0.0\n"
-                                       "Summary: colab-sim's stand-in for Colab's google.colab\n")
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: google-colab\nVersion: 1.0.0\n"
+            "Summary: colab-sim's stand-in for Colab's google.colab\n"
+        )
         (info / "INSTALLER").write_text("colab-sim\n")
-        records = [f"google/colab/{p.name},," for p in (FAKE_COLAB / "google" / "colab").glob("*.py")]
-        (info / "RECORD").write_text("\n".join(records + [f"{info.name}/{f},," for f in
-                                                          ("METADATA", "INSTALLER", "RECORD")]) + "\n")
+        records = [
+            f"google/colab/{p.name},," for p in (FAKE_COLAB / "google" / "colab").glob("*.py")
+        ]
+        (info / "RECORD").write_text(
+            "\n".join(records + [f"{info.name}/{f},," for f in ("METADATA", "INSTALLER", "RECORD")])
+            + "\n"
+        )
 
     def make_torch_importable(self, venv: Path) -> str:
         py = str(venv / "bin" / "python")
@@ -550,15 +716,27 @@ class Sim:
         log(f"torch does not import without CUDA libraries: {r.stderr.strip().splitlines()[-1]}")
         torch_dir = next((venv / "lib").glob("python3.*/site-packages/torch"))
         stubs = write_cuda_stubs(torch_dir, venv / "cuda-stubs")
-        version = json.loads(subprocess.run([py, "-c", "import importlib.metadata as m; import json; "
-                                             "print(json.dumps(m.version('torch')))"],
-                                            capture_output=True, text=True).stdout)
-        (torch_dir / "lib" / "COLAB_SIM_CUDA_STUBS.txt").write_text(STUB_NOTE.format(version=version)
-                                                                   + "\n".join(stubs) + "\n")
+        version = json.loads(
+            subprocess.run(
+                [
+                    py,
+                    "-c",
+                    "import importlib.metadata as m; import json; "
+                    "print(json.dumps(m.version('torch')))",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        (torch_dir / "lib" / "COLAB_SIM_CUDA_STUBS.txt").write_text(
+            STUB_NOTE.format(version=version) + "\n".join(stubs) + "\n"
+        )
         r = subprocess.run([py, "-c", probe], capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(f"torch still does not import with stub CUDA libraries:\n{r.stderr}")
-        log(f"torch imports with {len(stubs)} stub CUDA libraries ({', '.join(stubs)}): {r.stdout.strip()}")
+        log(
+            f"torch imports with {len(stubs)} stub CUDA libraries ({', '.join(stubs)}): {r.stdout.strip()}"
+        )
         return f"CUDA build, stub CUDA libraries: {', '.join(stubs)}"
 
     # -- setup
@@ -578,48 +756,79 @@ class Sim:
         return run
 
     def env(self, run: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "COURSE_"))}
-        env.update({
-            "PATH": f"{run / 'venv' / 'bin'}:{env.get('PATH', '')}", "VIRTUAL_ENV": str(run / "venv"),
-            "COURSE_REPO_URL": f"file://{REPO}", "COURSE_DIR": str(run / "content" / "course"),
-            "COLAB_RELEASE_TAG": "colab-sim", "IPYTHONDIR": str(run / "ipython"), "MPLBACKEND": "agg",
-            "HF_HUB_OFFLINE": "1", "COURSE_MODEL": "tiny", "TOKENIZERS_PARALLELISM": "false",
-            "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel's debugger on Python 3.13: no frozen-modules notice
-            # Notebook 08: on Colab Unsloth clones and builds llama.cpp; offline, the course's own build stands in
-            # (python -m tools.llama_cpp_build, which make setup runs).
-            "UNSLOTH_LLAMA_CPP_PATH": str(Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "unsloth-course"))
-                                          / "llama.cpp-0.3.36"),
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "COURSE_"))
+        }
+        env.update(
+            {
+                "PATH": f"{run / 'venv' / 'bin'}:{env.get('PATH', '')}",
+                "VIRTUAL_ENV": str(run / "venv"),
+                "COURSE_REPO_URL": f"file://{REPO}",
+                "COURSE_DIR": str(run / "content" / "course"),
+                "COLAB_RELEASE_TAG": "colab-sim",
+                "IPYTHONDIR": str(run / "ipython"),
+                "MPLBACKEND": "agg",
+                "HF_HUB_OFFLINE": "1",
+                "COURSE_MODEL": "tiny",
+                "TOKENIZERS_PARALLELISM": "false",
+                "PIP_CONSTRAINT": "",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PYTHONUNBUFFERED": "1",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel's debugger on Python 3.13: no frozen-modules notice
+                # Notebook 08: on Colab Unsloth clones and builds llama.cpp; offline, the course's own build stands in
+                # (python -m tools.llama_cpp_build, which make setup runs).
+                "UNSLOTH_LLAMA_CPP_PATH": str(
+                    Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "unsloth-course"))
+                    / "llama.cpp-0.3.36"
+                ),
+            }
+        )
         return env
 
     def setup(self, base: Path) -> Path:
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         if dirty:
-            log("note: the setup cell clones the last commit (HEAD); these uncommitted changes are not in it:\n"
-                + "\n".join(f"  {line}" for line in dirty.splitlines()))
+            log(
+                "note: the setup cell clones the last commit (HEAD); these uncommitted changes are not in it:\n"
+                + "\n".join(f"  {line}" for line in dirty.splitlines())
+            )
         start = time.monotonic()
         run = self.fresh_copy(base)
         log(f"fresh copy of the base environment (hard links): {time.monotonic() - start:.1f} s")
         cell = cell_for_sim(json.loads(SETUP_NOTEBOOK.read_text()))
-        log(f"setup cell: {SETUP_NOTEBOOK.name}'s, run by the simulated runtime's Python in {run / 'content'}")
+        log(
+            f"setup cell: {SETUP_NOTEBOOK.name}'s, run by the simulated runtime's Python in {run / 'content'}"
+        )
         driver = "import google.colab, sys\nexec(compile(sys.argv[1], 'setup cell', 'exec'), {'__name__': '__main__'})"
         start = time.monotonic()
-        r = subprocess.run([str(run / "venv" / "bin" / "python"), "-c", driver, cell], cwd=run / "content",
-                           env=self.env(run))
+        r = subprocess.run(
+            [str(run / "venv" / "bin" / "python"), "-c", driver, cell],
+            cwd=run / "content",
+            env=self.env(run),
+        )
         log(f"setup cell: {time.monotonic() - start:.1f} s")
         if r.returncode:
             self.failures.append("setup: the setup cell failed")
             raise StageFailed("the setup cell failed (its output is above)")
-        (run / ".setup-done").write_text(subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
-                                                        capture_output=True, text=True).stdout)
+        (run / ".setup-done").write_text(
+            subprocess.run(
+                ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+            ).stdout
+        )
         return run
 
     # -- check
     def check(self, run: Path) -> None:
         py = str(run / "venv" / "bin" / "python")
-        out = subprocess.run([py, "-m", "pip", "check"], capture_output=True, text=True, env=self.env(run)).stdout
+        out = subprocess.run(
+            [py, "-m", "pip", "check"], capture_output=True, text=True, env=self.env(run)
+        ).stdout
         new, gone = compare_pip_check(out.splitlines(), read_accepted(ACCEPTED.read_text()))
         ok, report = pip_check_report(new, gone)
         log(report)
@@ -628,23 +837,41 @@ class Sim:
         course = run / "content" / "course"
         sources = [p.read_text() for p in sorted((course / "helpers").glob("*.py"))]
         for nb in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-            sources += ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+            sources += [
+                "".join(c["source"])
+                for c in json.loads(nb.read_text())["cells"]
+                if c["cell_type"] == "code"
+            ]
         stdlib = set(sys.stdlib_module_names)
         # papermill: only the command-line course runner uses it (make course), never a notebook. kaggle_secrets
         # exists only on Kaggle (helpers.secrets imports it there); llama_cpp is installed by notebook 08's own cell,
         # and gguf comes from the llama.cpp folder of 08's export when it is not installed (08's exercise 1).
         left = {"__future__", "papermill", "kaggle_secrets", "llama_cpp", "gguf"}
-        mods = sorted(m for m in imported_modules(sources)
-                      if m.split(".")[0] not in stdlib | left and
-                      not (m.startswith("helpers") and m not in notebook_helpers(course)))
-        probe = ("import importlib, sys, traceback\nsys.path.insert(0, sys.argv[1])\nimport unsloth\nbad = 0\n"
-                 "for m in sys.argv[2:]:\n    try: importlib.import_module(m)\n    except Exception as e:\n"
-                 "        bad += 1; print(f'FAIL import {m}: {type(e).__name__}: {e}')\n"
-                 "print(f'imports: {len(sys.argv) - 2 - bad} of {len(sys.argv) - 2} fine after import unsloth')\n"
-                 "sys.exit(bad)")
-        r = subprocess.run([py, "-c", probe, str(course), *mods], capture_output=True, text=True, env=self.env(run),
-                           cwd=run / "content")
-        log("\n".join(line for line in r.stdout.splitlines() if line.startswith(("FAIL", "imports"))))
+        mods = sorted(
+            m
+            for m in imported_modules(sources)
+            if m.split(".")[0] not in stdlib | left
+            and not (m.startswith("helpers") and m not in notebook_helpers(course))
+        )
+        probe = (
+            "import importlib, sys, traceback\nsys.path.insert(0, sys.argv[1])\nimport unsloth\nbad = 0\n"
+            "for m in sys.argv[2:]:\n    try: importlib.import_module(m)\n    except Exception as e:\n"
+            "        bad += 1; print(f'FAIL import {m}: {type(e).__name__}: {e}')\n"
+            "print(f'imports: {len(sys.argv) - 2 - bad} of {len(sys.argv) - 2} fine after import unsloth')\n"
+            "sys.exit(bad)"
+        )
+        r = subprocess.run(
+            [py, "-c", probe, str(course), *mods],
+            capture_output=True,
+            text=True,
+            env=self.env(run),
+            cwd=run / "content",
+        )
+        log(
+            "\n".join(
+                line for line in r.stdout.splitlines() if line.startswith(("FAIL", "imports"))
+            )
+        )
         if r.returncode:
             log(r.stderr[-3000:])
             self.failures.append("check: some imports fail")
@@ -658,11 +885,26 @@ class Sim:
             shutil.copy(nb_path, run / "content" / nb_path.name)  # run from /content, as on Colab
             paths.append(nb_path.name)
         junit = run / "notebooks-junit.xml"
-        cmd = [py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-               "--junitxml", str(junit), "-o", "junit_family=xunit1", *paths]
+        cmd = [
+            py,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--junitxml",
+            str(junit),
+            "-o",
+            "junit_family=xunit1",
+            *paths,
+        ]
         if self.args.notebook:
             cmd += ["-k", " or ".join(self.args.notebook)]
-        r = subprocess.run(cmd, cwd=run / "content", env=self.env(run), capture_output=True, text=True)
+        r = subprocess.run(
+            cmd, cwd=run / "content", env=self.env(run), capture_output=True, text=True
+        )
         (run / "notebooks.log").write_text(r.stdout + r.stderr)
         summary = summarize_junit(junit) if junit.exists() else "no junit report"
         log(summary)
@@ -674,16 +916,44 @@ class Sim:
         """Colab's CPU runtime with bitsandbytes (a learner who installs it, or an image that ships it): the
         setup cell leaves it out without a GPU, so install it and run the loading notebooks again."""
         py = str(run / "venv" / "bin" / "python")
-        pin = next(line.strip() for line in (REPO / "requirements-colab.txt").read_text().splitlines()
-                   if line.startswith("bitsandbytes=="))
-        subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", pin], check=True, env=self.env(run))
+        pin = next(
+            line.strip()
+            for line in (REPO / "requirements-colab.txt").read_text().splitlines()
+            if line.startswith("bitsandbytes==")
+        )
+        subprocess.run(
+            [py, "-m", "pip", "install", "-q", "--no-deps", pin], check=True, env=self.env(run)
+        )
         names = ["01_load_in_4bit.ipynb", "02_lora_adapters.ipynb"]
-        r = subprocess.run([py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-                            *names], cwd=run / "content", env=self.env(run), capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                py,
+                "-m",
+                "pytest",
+                "--nbval-lax",
+                "--nbval-current-env",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                *names,
+            ],
+            cwd=run / "content",
+            env=self.env(run),
+            capture_output=True,
+            text=True,
+        )
         (run / "bitsandbytes.log").write_text(r.stdout + r.stderr)
-        log(f"with {pin} on the CPU: notebooks 01 and 02 " + ("passed" if r.returncode == 0 else
-            f"FAILED (log: {run / 'bitsandbytes.log'})\n" + r.stdout[-2000:]))
-        subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "bitsandbytes"], env=self.env(run))
+        log(
+            f"with {pin} on the CPU: notebooks 01 and 02 "
+            + (
+                "passed"
+                if r.returncode == 0
+                else f"FAILED (log: {run / 'bitsandbytes.log'})\n" + r.stdout[-2000:]
+            )
+        )
+        subprocess.run(
+            [py, "-m", "pip", "uninstall", "-q", "-y", "bitsandbytes"], env=self.env(run)
+        )
         if r.returncode:
             self.failures.append("cpu+bitsandbytes: notebooks 01-02 failed")
 
@@ -695,13 +965,35 @@ class Sim:
         shutil.rmtree(out, ignore_errors=True)
         name = "05_fast_inference.ipynb"
         shutil.copy(run / "content" / "course" / "notebooks" / name, run / "content" / name)
-        r = subprocess.run([py, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-                            name], cwd=run / "content", env={**self.env(run), "COURSE_OUTPUT": str(out)},
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                py,
+                "-m",
+                "pytest",
+                "--nbval-lax",
+                "--nbval-current-env",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                name,
+            ],
+            cwd=run / "content",
+            env={**self.env(run), "COURSE_OUTPUT": str(out)},
+            capture_output=True,
+            text=True,
+        )
         (run / "alone.log").write_text(r.stdout + r.stderr)
-        trained = (out / "train_metrics.json").is_file()  # written by helpers.train, so the catch-up ran
-        log("notebook 05 without an adapter (its cell runs `python -m helpers.train`): " + (
-            "passed" if r.returncode == 0 and trained else f"FAILED (log: {run / 'alone.log'})\n" + r.stdout[-2000:]))
+        trained = (
+            out / "train_metrics.json"
+        ).is_file()  # written by helpers.train, so the catch-up ran
+        log(
+            "notebook 05 without an adapter (its cell runs `python -m helpers.train`): "
+            + (
+                "passed"
+                if r.returncode == 0 and trained
+                else f"FAILED (log: {run / 'alone.log'})\n" + r.stdout[-2000:]
+            )
+        )
         if r.returncode or not trained:
             self.failures.append("alone: notebook 05 without an adapter failed")
 
@@ -722,8 +1014,14 @@ def notebook_helpers(course: Path) -> set[str]:
     """The helpers modules the notebooks import, or run as ``python -m helpers.NAME`` (the catch-up cell)."""
     mods = set()
     for nb in sorted((course / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        sources = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-        mods |= imported_modules(sources) | {m for s in sources for m in re.findall(r'"-m", "(helpers\.\w+)"', s)}
+        sources = [
+            "".join(c["source"])
+            for c in json.loads(nb.read_text())["cells"]
+            if c["cell_type"] == "code"
+        ]
+        mods |= imported_modules(sources) | {
+            m for s in sources for m in re.findall(r'"-m", "(helpers\.\w+)"', s)
+        }
     return {m for m in mods if m.startswith("helpers")}
 
 
@@ -741,39 +1039,69 @@ def summarize_junit(path: Path) -> str:
         entry[2] += float(case.get("time", 0))
         if failure is not None:
             entry[1] += 1
-            text = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", (failure.get("message") or "") + "\n" + (failure.text or ""))
+            text = re.sub(
+                r"(\x1b|#x1B)\[[0-9;]*m",
+                "",
+                (failure.get("message") or "") + "\n" + (failure.text or ""),
+            )
             why = re.search(r"Cell \d+: (.+)", text)
-            errors = [line for line in text.splitlines() if re.match(r"\w*(Error|Exception|Interrupt)\b", line)]
+            errors = [
+                line
+                for line in text.splitlines()
+                if re.match(r"\w*(Error|Exception|Interrupt)\b", line)
+            ]
             first = text.split("Input:\n", 1)[1].split("\n", 1)[0] if "Input:\n" in text else ""
-            entry[3].append(f"{case.get('name')} [{first[:50]}]: {why.group(1) if why else ''}"
-                            + (f" -> {errors[-1][:200]}" if errors else ""))
+            entry[3].append(
+                f"{case.get('name')} [{first[:50]}]: {why.group(1) if why else ''}"
+                + (f" -> {errors[-1][:200]}" if errors else "")
+            )
         elif case.find("skipped") is None:
             entry[0] += 1
         else:
             entry[4] += 1
     lines = []
     for nb, (ok, bad, secs, errors, skipped) in sorted(per.items()):
-        lines.append(f"{nb:40} {'PASSED' if not bad else 'FAILED'}  {ok} cells passed, {bad} failed"
-                     + (f", {skipped} skipped" if skipped else "") + f", {secs:.1f} s")
+        lines.append(
+            f"{nb:40} {'PASSED' if not bad else 'FAILED'}  {ok} cells passed, {bad} failed"
+            + (f", {skipped} skipped" if skipped else "")
+            + f", {secs:.1f} s"
+        )
         lines += [f"    {e}" for e in errors]
     return "\n".join(lines)
 
 
 def find_python() -> str:
-    candidates = sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{PYTHON_MINOR}*/bin/python{PYTHON_MINOR}"))
+    candidates = sorted(
+        str(p)
+        for p in Path.home().glob(f".pyenv/versions/{PYTHON_MINOR}*/bin/python{PYTHON_MINOR}")
+    )
     candidates.append(shutil.which(f"python{PYTHON_MINOR}"))
     for c in candidates:
         probe = "import sys; print('%d.%d' % sys.version_info[:2])"
-        if c and subprocess.run([c, "-c", probe], capture_output=True, text=True).stdout.strip() == PYTHON_MINOR:
+        if (
+            c
+            and subprocess.run([c, "-c", probe], capture_output=True, text=True).stdout.strip()
+            == PYTHON_MINOR
+        ):
             return c
-    raise SystemExit(f"Python {PYTHON_MINOR} (Colab's) is needed: put python{PYTHON_MINOR} on PATH or pass --python")
+    raise SystemExit(
+        f"Python {PYTHON_MINOR} (Colab's) is needed: put python{PYTHON_MINOR} on PATH or pass --python"
+    )
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["build", "setup", "check", "notebooks", "all"], default="all")
-    ap.add_argument("--python", help=f"a Python {PYTHON_MINOR} interpreter (default: found on PATH or in pyenv)")
-    ap.add_argument("--notebook", action="append", help="only notebooks matching this (pytest -k), repeatable")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--stage", choices=["build", "setup", "check", "notebooks", "all"], default="all"
+    )
+    ap.add_argument(
+        "--python", help=f"a Python {PYTHON_MINOR} interpreter (default: found on PATH or in pyenv)"
+    )
+    ap.add_argument(
+        "--notebook", action="append", help="only notebooks matching this (pytest -k), repeatable"
+    )
     args = ap.parse_args(argv)
     minor = os_info_python((HERE / "os-info-gpu.txt").read_text())
     if minor != PYTHON_MINOR:
@@ -797,8 +1125,11 @@ def main(argv=None) -> int:
                     sim.timed("05 alone", sim.alone, run)
     except StageFailed as e:
         log(f"FAILED: {e}")
-    log("\nstage times: " + ", ".join(f"{n} {s:.1f} s" for n, s in sim.times)
-        + f"; total {time.monotonic() - total:.1f} s")
+    log(
+        "\nstage times: "
+        + ", ".join(f"{n} {s:.1f} s" for n, s in sim.times)
+        + f"; total {time.monotonic() - total:.1f} s"
+    )
     if sim.failures:
         log("colab-sim FAILED: " + "; ".join(sim.failures))
         return 1

@@ -1,4 +1,5 @@
 """drive.mount as on a runtime where the user does not grant access."""
+
 from google.colab._message import MessageError
 
 

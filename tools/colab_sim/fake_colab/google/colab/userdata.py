@@ -1,4 +1,5 @@
 """userdata.get as on a runtime with no secret defined."""
+
 from google.colab import errors
 
 
