@@ -69,15 +69,7 @@ def validate_record(record: Any, where: str, extra_keys: Iterable[str] = ()) -> 
         raise DataError(
             f"{where}: expected an object with 'instruction' and 'output', got {_described(record)}"
         )
-    allowed = sorted({*REQUIRED, *OPTIONAL, *extra})
-    unknown = [str(k) for k in record if k not in allowed]
-    if unknown:
-        raise DataError(f"{where}: {_unknown_message(unknown, allowed)}")
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise DataError(
-            f"{where}: missing required field{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
-        )
+    _check_names(where, [str(k) for k in record], extra)
     for key in (k for k in (*REQUIRED, *OPTIONAL, *extra) if k in record):
         value = record[key]
         if not isinstance(value, str):
@@ -164,18 +156,24 @@ def read_records(path: str | Path, extra_keys: Iterable[str] = ()) -> list[dict[
     return records
 
 
+def _check_names(where: str, names: list[str], extra: Iterable[str], noun: str = "field") -> None:
+    """A record's fields or a table's columns: none unknown, the required ones present."""
+    allowed = sorted({*REQUIRED, *OPTIONAL, *extra})
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', noun)}")
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        found = f"; found {names}" if noun == "column" else ""
+        raise DataError(
+            f"{where}: missing required {noun}{'s' * (len(missing) > 1)} "
+            f"{', '.join(map(repr, missing))}{found}"
+        )
+
+
 def _check_columns(where: str, columns: list[str], extra_keys: list[str]) -> None:
     """A table's columns (a CSV header, a Dataset's): none unknown, the required ones present."""
-    allowed = sorted({*REQUIRED, *OPTIONAL, *extra_keys})
-    unknown = [c for c in columns if c not in allowed]
-    if unknown:
-        raise DataError(f"{where}: {_unknown_message(unknown, allowed).replace('field', 'column')}")
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)}; found {columns}"
-        )
+    _check_names(where, list(columns), extra_keys, noun="column")
 
 
 def _read_json_array(text: str, path: Path, extra_keys: list[str]) -> list[dict[str, str]]:

@@ -38,47 +38,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from helpers.memory import LLAMA3_8B
 from helpers.paths import TRAIN_FILE, output_dir
 from helpers.recipe import TARGET_MODULES
 
+TINY_ARCH = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=172,
+    vocab_size=1024,
+    max_position_embeddings=512,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
 ARCH = {
-    "8b": dict(
-        hidden_size=4096,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        intermediate_size=14336,
-        vocab_size=128256,
-        max_position_embeddings=8192,
-        rope_theta=500000.0,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-    ),
-    "tiny": dict(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=172,
-        vocab_size=1024,
-        max_position_embeddings=512,
-        rope_theta=10000.0,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-    ),
+    "8b": {
+        **LLAMA3_8B,
+        "max_position_embeddings": 8192,
+        "rope_theta": 500000.0,
+        "rms_norm_eps": 1e-5,
+    },
+    "tiny": TINY_ARCH,
     # the tiny dimensions on Llama 3's tokenizer: the 8B stand-in's tokenizer and untrained rows, built in seconds
-    "tiny-llama3": dict(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=172,
-        vocab_size=128256,
-        max_position_embeddings=512,
-        rope_theta=10000.0,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-    ),
+    "tiny-llama3": {**TINY_ARCH, "vocab_size": 128256},
 }
 LLAMA3_SIZES = (
     "8b",

@@ -73,6 +73,8 @@ NOTEBOOK_NEEDS = [
 ]
 # Not on Colab; installed only to run the notebooks as tests, at the CPU lock's versions.
 TEST_TOOLS = ["nbval", "coverage"]
+# pytest running notebooks under nbval, as make test does (after the simulated runtime's python)
+NBVAL = ["-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q"]
 # Colab has them; the sim leaves them out: CUDA libraries (no GPU here) and torch's companions
 # (torchvision's PyPI build breaks `import unsloth` beside a torch it was not built with).
 LEFT_OUT = re.compile(r"^(nvidia-|cuda-|cupy|torchvision$|torchaudio$|torchcodec$)")
@@ -887,13 +889,7 @@ class Sim:
         junit = run / "notebooks-junit.xml"
         cmd = [
             py,
-            "-m",
-            "pytest",
-            "--nbval-lax",
-            "--nbval-current-env",
-            "-p",
-            "no:cacheprovider",
-            "-q",
+            *NBVAL,
             "--junitxml",
             str(junit),
             "-o",
@@ -928,13 +924,7 @@ class Sim:
         r = subprocess.run(
             [
                 py,
-                "-m",
-                "pytest",
-                "--nbval-lax",
-                "--nbval-current-env",
-                "-p",
-                "no:cacheprovider",
-                "-q",
+                *NBVAL,
                 *names,
             ],
             cwd=run / "content",
@@ -968,13 +958,7 @@ class Sim:
         r = subprocess.run(
             [
                 py,
-                "-m",
-                "pytest",
-                "--nbval-lax",
-                "--nbval-current-env",
-                "-p",
-                "no:cacheprovider",
-                "-q",
+                *NBVAL,
                 name,
             ],
             cwd=run / "content",
