@@ -182,3 +182,20 @@ def test_a_full_run_starts_from_an_empty_folder(tmp_path, monkeypatch):
         not (out / "notebooks" / "99_gone.ipynb").exists()
         and not (out / "artifacts" / "checkpoints").exists()
     )
+
+
+def test_outputs_show_paths_relative_to_the_course_and_home(tmp_path):
+    root, home = Path("/home/someone/src/course"), Path("/home/someone")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(output_dir())")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=f"Outputs go to {root}/outputs\n"),
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": f"'{home}/.cache/unsloth-course/smollm2'"}
+        ),
+    ]
+    nb.cells = [cell]
+    docs.relative_paths(nb, root, home)
+    assert nb.cells[0].outputs[0]["text"] == "Outputs go to outputs\n"
+    assert nb.cells[0].outputs[1]["data"]["text/plain"] == "'~/.cache/unsloth-course/smollm2'"
+    assert nb.cells[0].source == "print(output_dir())"  # the code is the lesson's: left alone

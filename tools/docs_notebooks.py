@@ -107,6 +107,26 @@ def noise_in_text(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if NOISE_RE.search(line)]
 
 
+def relative_paths(notebook: dict, root: Path, home: Path) -> dict:
+    """Rewrite the build machine's folders in ``notebook``'s text outputs: the course's own folder becomes a
+    path relative to the course, the home folder ``~``. A reader sees ``outputs/...`` and
+    ``~/.cache/unsloth-course/...``, not where the site happened to be built."""
+
+    def rewrite(text: str) -> str:
+        return text.replace(f"{root}/", "").replace(str(root), ".").replace(str(home), "~")
+
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if "text" in output:
+                text = output["text"]
+                output["text"] = rewrite(text if isinstance(text, str) else "".join(text))
+            for mime, value in output.get("data", {}).items():
+                if mime.startswith("text/"):
+                    text = value if isinstance(value, str) else "".join(value)
+                    output["data"][mime] = rewrite(text)
+    return notebook
+
+
 def errors(notebook: dict) -> list[str]:
     """``"cell N: Ename: value"`` for every error output: a page must never show one."""
     return [
@@ -178,6 +198,7 @@ def run_one(source: Path, out: Path, env: dict[str, str], timeout: int) -> Resul
     log = out / "logs" / f"{source.stem}.kernel.log"
     start = time.time()
     notebook, error = execute(source, env, log, timeout)
+    notebook = relative_paths(notebook, ROOT, Path.home())
     seconds = round(time.time() - start, 1)
     if error is None and errors(notebook):
         error = "error output: " + errors(notebook)[0]
