@@ -99,17 +99,31 @@ class WeightMemory:
 
     rows: tuple[ModuleMemory, ...]
 
-    params = property(lambda self: sum(r.params for r in self.rows))
-    quantized_params = property(lambda self: sum(r.params for r in self.rows if r.quantized))
-    bytes_16bit = property(lambda self: sum(r.bytes_16bit for r in self.rows))
-    bytes_4bit = property(lambda self: sum(r.bytes_4bit for r in self.rows))
-    ratio = property(
-        lambda self: self.bytes_16bit / self.bytes_4bit
-    )  # how many times smaller the 4-bit load is
-    # bits per weight of the quantised modules alone, scales and tables included
-    bits_per_quantized_weight = property(
-        lambda self: 8 * sum(r.bytes_4bit for r in self.rows if r.quantized) / self.quantized_params
-    )
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def quantized_params(self) -> int:
+        return sum(r.params for r in self.rows if r.quantized)
+
+    @property
+    def bytes_16bit(self) -> int:
+        return sum(r.bytes_16bit for r in self.rows)
+
+    @property
+    def bytes_4bit(self) -> int:
+        return sum(r.bytes_4bit for r in self.rows)
+
+    @property
+    def ratio(self) -> float:
+        """How many times smaller the 4-bit load is."""
+        return self.bytes_16bit / self.bytes_4bit
+
+    @property
+    def bits_per_quantized_weight(self) -> float:
+        """Bits per weight of the quantised modules alone, scales and tables included."""
+        return 8 * sum(r.bytes_4bit for r in self.rows if r.quantized) / self.quantized_params
 
     def table(self):
         """A pandas DataFrame: one row per module kind and a total, with parameters and GiB in 16-bit and 4-bit."""

@@ -35,12 +35,14 @@ class Recipe:
     max_steps: int = 60
     learning_rate: float = 2e-4
     optim: str = "adamw_8bit"
-    weight_decay: float = 0.001  # the official notebook's since unslothai/notebooks 2447ccec (2025-10-30)
+    # the official notebook's weight decay since unslothai/notebooks 2447ccec (2025-10-30)
+    weight_decay: float = 0.001
     lr_scheduler_type: str = "linear"
     seed: int = 3407
     save_steps: int = 20  # checkpoint every N steps, so an interrupted run can resume
     packing: bool = False
-    padding_free: bool = True  # no pad tokens in a batch (GPU); Unsloth's CPU backend keeps padded batches
+    # no pad tokens in a batch (GPU); Unsloth's CPU backend keeps padded batches
+    padding_free: bool = True
     report_to: str = "none"
 
     @classmethod

@@ -61,14 +61,12 @@ def runtime_info() -> RuntimeInfo:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info.device, info.gpu_name = "cuda", props.name
-        major, minor = torch.cuda.get_device_capability(
-            0
-        )  # (a T4's 7.5 inside tools/t4_envelope, as Unsloth sees it)
+        # as Unsloth reads it (a T4's 7.5 inside tools/t4_envelope)
+        major, minor = torch.cuda.get_device_capability(0)
         info.compute_capability = f"{major}.{minor}"
         info.vram_gib = round(props.total_memory / 1024**3, 2)
-        info.bf16 = torch.cuda.is_bf16_supported(
-            including_emulation=False
-        )  # a T4 emulates bf16 slowly: no
+        # a T4 emulates bf16 slowly: that counts as no
+        info.bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         info.device = "mps"
     return info

@@ -215,14 +215,10 @@ def generate_answers(
         stops.append(ids[0])
     bos = getattr(tokenizer, "bos_token", None)
     add_bos = not (bos and prompts and prompts[0].startswith(bos))
-    order = sorted(
-        range(len(prompts)), key=lambda i: len(prompts[i])
-    )  # similar lengths, less padding
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    off = not progress or os.environ.get("TQDM_DISABLE", "") not in (
-        "",
-        "0",
-    )  # tqdm's switch; the site sets it
+    # TQDM_DISABLE: tqdm's own switch, which the site's build sets
+    off = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
     answers = [""] * len(prompts)
     padding_side, pad_token = tokenizer.padding_side, tokenizer.pad_token
     tokenizer.padding_side = "left"  # every prompt then ends where generation starts

@@ -24,9 +24,10 @@ class Token:
     def __init__(self, value: str, source: str) -> None:
         self._value, self.source = value, source
 
-    value = property(
-        lambda self: self._value, doc="The token itself: pass it to a library, never to print()."
-    )
+    @property
+    def value(self) -> str:
+        """The token itself: pass it to a library, never to print()."""
+        return self._value
 
     def __str__(self) -> str:
         return ("hf_" if self._value.startswith("hf_") else "") + "****"

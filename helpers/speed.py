@@ -22,9 +22,8 @@ def generation_speed(model: Any, tokenizer: Any, prompt: str, new_tokens: int = 
     import torch
 
     inputs = tokenizer([prompt], return_tensors="pt").to(model.device)
-    model.generate(
-        **inputs, max_new_tokens=4, do_sample=False
-    )  # warm-up: first-call setup is not speed
+    # a warm-up run first: first-call setup is not speed
+    model.generate(**inputs, max_new_tokens=4, do_sample=False)
     speeds = []
     for _ in range(2):
         if torch.cuda.is_available():

@@ -205,9 +205,7 @@ def build_tiny_model(out_dir: Path, data_dir: Path = DATA_DIR, steps: int | None
             losses = pretrain(model, tokenizer, documents, steps)
         torch.set_num_threads(threads)
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(
-            tmp
-        )  # tokenizer.json and its config; tokenizer.model stays beside them
+        tokenizer.save_pretrained(tmp)  # tokenizer.json, its config; tokenizer.model stays beside
         marker = {
             "recipe_version": VERSION,
             "pretrain": {**PRETRAIN, "steps": steps},

@@ -9,7 +9,6 @@ that a credential's value never reaches the output or a file.
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import io
 import json
 import re
@@ -303,11 +302,10 @@ def test_notebook_fetches_the_commit_installs_like_the_setup_cell_and_runs_nbval
     assert "kaggle-pip-freeze.txt" in code  # the image's own package list comes back with every run
 
 
-def test_notebook_shortens_training_with_the_tested_rewrite_function():
+def test_notebook_shortens_training_through_the_environment_not_the_source():
     code = notebook_code(max_steps=12)
-    assert "MAX_STEPS = 12" in code
-    assert inspect.getsource(t4.rewrite_max_steps) in code  # the very function tested below
-    assert "rewrite_max_steps(CLONE, MAX_STEPS)" in code
+    assert "MAX_STEPS = 12" in code and "COURSE_MAX_STEPS=str(MAX_STEPS)" in code
+    assert "recipe.py" not in code and "re.subn" not in code  # the source stays as committed
 
 
 def test_notebook_ships_the_nbval_save_plugin_verbatim():
@@ -348,66 +346,6 @@ def test_no_credential_value_in_the_pushed_files(env, tmp_path):
     )
     run_job(env, api, tmp_path)
     assert api.pushed and all(SECRET not in text for text in api.pushed.values())
-
-
-# --------------------------------------------------------------------------------------------------
-# The step-count rewrite, on a copy of the real course files
-
-
-def copy_course(tmp_path) -> Path:
-    root = tmp_path / "course"
-    shutil.copytree(ROOT / "helpers", root / "helpers")  # the recipe is helpers/recipe.py
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    return root
-
-
-def test_rewrite_sets_the_8b_recipe_and_leaves_the_tiny_recipe(tmp_path):
-    root = copy_course(tmp_path)
-    assert "    max_steps: int = 60\n" in (root / "helpers" / "recipe.py").read_text()
-    changed = t4.rewrite_max_steps(root, 10)
-    text = (root / "helpers" / "recipe.py").read_text()
-    assert "    max_steps: int = 10\n" in text and "max_steps: int = 60" not in text
-    assert '"max_steps": 100' in text  # the tiny model's recipe is not the canary's business
-    assert changed[0] == "helpers/recipe.py: 1"
-    with_literal = {
-        p.name: len(re.findall(r"\bmax_steps\s*=\s*60\b", p.read_text()))
-        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
-    }
-    assert "04_sft_training.ipynb" in with_literal and with_literal["04_sft_training.ipynb"] == 1
-    assert changed[1:] == [f"notebooks/{name}: {n}" for name, n in with_literal.items() if n]
-    nb04 = (root / "notebooks" / "04_sft_training.ipynb").read_text()
-    assert "max_steps = 10 " in nb04 and "max_steps = 60" not in nb04 and "max_steps = 100" in nb04
-    untouched = {p.name: p.read_text() for p in (ROOT / "notebooks").glob("*.ipynb")}
-    for path in (root / "notebooks").glob(
-        "*.ipynb"
-    ):  # notebooks without the 8B literal are left byte for byte
-        if not re.search(r"\bmax_steps\s*=\s*60\b", untouched[path.name]):
-            assert path.read_text() == untouched[path.name]
-
-
-def test_rewrite_also_changes_a_literal_in_a_notebook(tmp_path):
-    root = tmp_path / "course"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "helpers").mkdir()
-    (root / "helpers" / "recipe.py").write_text("class Recipe:\n    max_steps: int = 60\n")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("max_steps=60 in prose stays"),
-        nbformat.v4.new_code_cell("args = SFTConfig(\n    max_steps=60,\n    warmup_steps=5,\n)"),
-    ]
-    nbformat.write(nb, root / "notebooks" / "04_sft_training.ipynb")
-    assert t4.rewrite_max_steps(root, 10) == [
-        "helpers/recipe.py: 1",
-        "notebooks/04_sft_training.ipynb: 1",
-    ]
-    cells = nbformat.read(root / "notebooks" / "04_sft_training.ipynb", as_version=4).cells
-    assert "max_steps=10," in cells[1].source and cells[0].source == "max_steps=60 in prose stays"
-
-
-def test_rewrite_fails_loudly_when_there_is_nothing_to_rewrite(tmp_path):
-    (tmp_path / "notebooks").mkdir()
-    with pytest.raises(RuntimeError, match="found no max_steps"):
-        t4.rewrite_max_steps(tmp_path, 10)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -794,10 +732,8 @@ def make_fake_course(root: Path) -> str:
         nbformat.v4.new_code_cell(
             "import os\nprint('model:', os.environ.get('COURSE_MODEL', 'auto'))"
         ),
-        nbformat.v4.new_code_cell(
-            "import sys, pathlib\nsys.path.insert(0, '..')\n"
-            "text = pathlib.Path('../helpers/recipe.py').read_text()\n"
-            "assert 'max_steps: int = 3' in text, text"
+        nbformat.v4.new_code_cell(  # what notebooks 04 and 07 read as MAX_STEPS
+            "assert os.environ['COURSE_MAX_STEPS'] == '3', os.environ.get('COURSE_MAX_STEPS')"
         ),
     ]
     bad = nbformat.v4.new_notebook()
@@ -854,7 +790,6 @@ def test_the_assembled_notebook_runs_end_to_end_on_a_local_course(tmp_path, monk
     assert (
         result["stage"] == "done" and result["commit"] == commit and result["pytest_exit_code"] == 1
     )
-    assert result["steps_rewritten"] == ["helpers/recipe.py: 1"]
     assert (working / "kaggle-pip-freeze.txt").read_text().strip()
     executed = nbformat.read(working / "executed" / "00_good.ipynb", as_version=4)
     assert "model: auto" in executed.cells[0].outputs[0]["text"]  # COURSE_MODEL unset: auto

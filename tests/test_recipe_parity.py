@@ -32,8 +32,12 @@ def code_of(path: Path) -> str:
 
 def calls(tree: ast.AST, name: str) -> list[ast.Call]:
     """Every call of a function or method called ``name``."""
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-            and (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)]
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)
+    ]
 
 
 def literal_kwargs(call: ast.Call) -> dict:
@@ -61,8 +65,13 @@ def assignments(tree: ast.AST, name: str) -> list[tuple[object, str]]:
             for child in node.orelse:
                 visit(child, branch)
             return
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            found.append((ast.literal_eval(node.value), branch))
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == name for t in node.targets
+        ):
+            if not (isinstance(node.value, ast.Name) and node.value.id == "MAX_STEPS"):
+                found.append(
+                    (ast.literal_eval(node.value), branch)
+                )  # the MAX_STEPS override: below
         for child in ast.iter_child_nodes(node):
             visit(child, branch)
 
@@ -79,7 +88,9 @@ def check_against_recipe(kwargs: dict, where: str) -> list[str]:
             expected = getattr(RECIPE, field)
             if isinstance(value, list) and Ellipsis in value:
                 continue
-            if value != expected and not (field == "lora_dropout" and value == 0 and expected == 0.0):
+            if value != expected and not (
+                field == "lora_dropout" and value == 0 and expected == 0.0
+            ):
                 problems.append(f"{where}: {key}={value!r}, the recipe has {expected!r}")
     return problems
 
@@ -94,7 +105,9 @@ def test_notebook_literals_match_the_recipe(path):
     for call in calls(tree, "from_pretrained"):
         kwargs = literal_kwargs(call)
         if "max_seq_length" in kwargs:
-            problems += check_against_recipe({"max_seq_length": kwargs["max_seq_length"]}, f"{path.name} from_pretrained")
+            problems += check_against_recipe(
+                {"max_seq_length": kwargs["max_seq_length"]}, f"{path.name} from_pretrained"
+            )
         if "load_in_4bit" in kwargs:
             assert kwargs["load_in_4bit"] is True, f"{path.name}: the course loads in 4-bit"
     assert not problems, "\n".join(problems)
@@ -102,37 +115,66 @@ def test_notebook_literals_match_the_recipe(path):
 
 def test_notebook_04_writes_the_whole_recipe():
     tree = ast.parse(code_of(ROOT / "notebooks" / "04_sft_training.ipynb"))
-    peft = calls(tree, "get_peft_model")[0]  # the lesson's; exercise 4 writes a second one for its fresh adapter
+    peft = calls(tree, "get_peft_model")[
+        0
+    ]  # the lesson's; exercise 4 writes a second one for its fresh adapter
     (config,) = calls(tree, "SFTConfig")
     lora = literal_kwargs(peft)
     sft = literal_kwargs(config)
     assert {"r", "target_modules", "lora_alpha", "lora_dropout", "random_state"} <= set(lora)
     # checkpointing depends on the device: the recipe's on a GPU, off on a CPU (the memory is the same RAM)
     (checkpointing,) = [kw.value for kw in peft.keywords if kw.arg == "use_gradient_checkpointing"]
-    assert ast.unparse(checkpointing) == f"{RECIPE.use_gradient_checkpointing!r} if torch.cuda.is_available() else False"
-    (trl_checkpointing,) = [kw.value for kw in config.keywords if kw.arg == "gradient_checkpointing"]
+    assert (
+        ast.unparse(checkpointing)
+        == f"{RECIPE.use_gradient_checkpointing!r} if torch.cuda.is_available() else False"
+    )
+    (trl_checkpointing,) = [
+        kw.value for kw in config.keywords if kw.arg == "gradient_checkpointing"
+    ]
     assert ast.unparse(trl_checkpointing) == "torch.cuda.is_available()"
-    assert {"max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "optim",
-            "weight_decay", "lr_scheduler_type", "seed", "save_steps", "packing", "padding_free"} <= set(sft)
+    assert {
+        "max_length",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "warmup_steps",
+        "optim",
+        "weight_decay",
+        "lr_scheduler_type",
+        "seed",
+        "save_steps",
+        "packing",
+        "padding_free",
+    } <= set(sft)
     assert_branches(tree)
 
 
 def assert_branches(tree: ast.AST, smollm2: dict = SMOLLM2) -> None:
     """max_steps and learning_rate: the recipe's, the tiny model's and SmolLM2's, each in its branch."""
     steps, rates = set(assignments(tree, "max_steps")), set(assignments(tree, "learning_rate"))
-    assert steps == {(RECIPE.max_steps, "default"), (TINY["max_steps"], "tiny"), (smollm2["max_steps"], "smollm2")}, steps
-    assert rates == {(RECIPE.learning_rate, "default"), (TINY["learning_rate"], "tiny"),
-                     (smollm2["learning_rate"], "smollm2")}, rates
+    assert steps == {
+        (RECIPE.max_steps, "default"),
+        (TINY["max_steps"], "tiny"),
+        (smollm2["max_steps"], "smollm2"),
+    }, steps
+    assert rates == {
+        (RECIPE.learning_rate, "default"),
+        (TINY["learning_rate"], "tiny"),
+        (smollm2["learning_rate"], "smollm2"),
+    }, rates
 
 
 def test_notebook_07_trains_with_the_same_steps_and_rates():
     """As notebook 04, but SmolLM2's steps are helpers.recipe.SMOLLM2_CHAT's (the Instruct model already writes ChatML)."""
-    assert_branches(ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")), SMOLLM2_CHAT)
+    assert_branches(
+        ast.parse(code_of(ROOT / "notebooks" / "07_chat_templates.ipynb")), SMOLLM2_CHAT
+    )
 
 
 def test_a_drifted_branch_is_caught():
-    tree = ast.parse("max_steps = 60\nlearning_rate = 2e-4\nif is_tiny(m):\n    max_steps = 100\n    learning_rate = 5e-3\n"
-                     "elif family(m) == 'smollm2':\n    max_steps = 40\n    learning_rate = 2e-3\n")
+    tree = ast.parse(
+        "max_steps = 60\nlearning_rate = 2e-4\nif is_tiny(m):\n    max_steps = 100\n    learning_rate = 5e-3\n"
+        "elif family(m) == 'smollm2':\n    max_steps = 40\n    learning_rate = 2e-3\n"
+    )
     with pytest.raises(AssertionError):
         assert_branches(tree)
 
@@ -148,27 +190,35 @@ def test_the_command_line_trains_with_the_notebook_values(tmp_path):
     from trl import SFTConfig
 
     built = sft_config(RECIPE, tmp_path)
-    written = SFTConfig(output_dir=str(tmp_path), **notebook)  # as the notebook builds it (Unsloth may adapt both)
+    written = SFTConfig(
+        output_dir=str(tmp_path), **notebook
+    )  # as the notebook builds it (Unsloth may adapt both)
     for key in notebook:
-        assert getattr(built, key) == getattr(written, key), f"SFTConfig {key}: notebook {getattr(written, key)!r}, helpers.train {getattr(built, key)!r}"
+        assert getattr(built, key) == getattr(written, key), (
+            f"SFTConfig {key}: notebook {getattr(written, key)!r}, helpers.train {getattr(built, key)!r}"
+        )
     assert (built.max_steps, built.learning_rate) == (RECIPE.max_steps, RECIPE.learning_rate)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_say_the_recipe(path):
-    from tools.config import read_yaml
+    from tools.cli import read_yaml
 
     values = read_yaml(path)
     recipe = Recipe(**TINY) if values.get("model") == "tiny" else Recipe()
     for key, value in values.items():
         if hasattr(recipe, key) and value is not None and key != "report_to":
-            assert value == getattr(recipe, key), f"{path.name}: {key}={value!r}, the recipe has {getattr(recipe, key)!r}"
+            assert value == getattr(recipe, key), (
+                f"{path.name}: {key}={value!r}, the recipe has {getattr(recipe, key)!r}"
+            )
 
 
 def test_docs_tables_say_the_recipe():
     """The notebook-to-command table in docs/commands.md shows the calls with their arguments."""
     text = (ROOT / "docs" / "commands.md").read_text()
-    spans = re.findall(r"`((?:get_peft_model|SFTConfig|FastLanguageModel\.from_pretrained)\(.*?\))`", text)
+    spans = re.findall(
+        r"`((?:get_peft_model|SFTConfig|FastLanguageModel\.from_pretrained)\(.*?\))`", text
+    )
     assert len(spans) >= 2, "the table should show get_peft_model(...) and SFTConfig(...)"
     problems = []
     for span in spans:
@@ -181,4 +231,27 @@ def test_a_drifted_value_is_caught():
     """The check itself can fail: a notebook value that differs from the recipe is reported."""
     call = ast.parse("get_peft_model(model, r=8, lora_alpha=16, random_state=1)").body[0].value
     assert check_against_recipe(literal_kwargs(call), "x") == [
-        "x: r=8, the recipe has 16", "x: random_state=1, the recipe has 3407"]
+        "x: r=8, the recipe has 16",
+        "x: random_state=1, the recipe has 3407",
+    ]
+
+
+@pytest.mark.parametrize("name", ["04_sft_training.ipynb", "07_chat_templates.ipynb"])
+def test_max_steps_parameter_shortens_training_after_the_recipe(name):
+    """A positive MAX_STEPS (the parameters cell, $COURSE_MAX_STEPS) replaces the recipe's step count, and
+    only after every branch set it, so a test run and a lesson run the same code."""
+    tree = ast.parse(code_of(ROOT / "notebooks" / name))
+    module = tree.body
+    last_recipe = max(
+        i for i, node in enumerate(module) for n in ast.walk(node)
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "max_steps" for t in n.targets)
+        and isinstance(n.value, ast.Constant)
+    )  # fmt: skip
+    override = [
+        i for i, node in enumerate(module)
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "MAX_STEPS"
+        and ast.unparse(node.body[0]) == "max_steps = MAX_STEPS"
+    ]  # fmt: skip
+    assert override and override[0] > last_recipe
+    params = json.loads((ROOT / "notebooks" / name).read_text())["metadata"]["course"]["parameters"]
+    assert "MAX_STEPS" in params

@@ -7,9 +7,9 @@ and the image's ``pip freeze``), prints a summary and exits non-zero on any fail
 
 The assembled notebook, on Kaggle: records the GPU and the image, fetches the course at the commit under
 test, installs it as the notebooks' setup cell does on Colab and Kaggle (``requirements-colab.txt`` with
-``--no-deps``, plus nbval), rewrites the training step count (``helpers/recipe.py``'s ``max_steps: int =
-60``, and any ``max_steps=<number>`` literal in a notebook) to ``--max-steps`` (default 10, a canary's
-length), then runs ``python -m pytest --nbval-lax --nbval-current-env notebooks/`` with ``COURSE_MODEL``
+``--no-deps``, plus nbval), sets ``COURSE_MAX_STEPS`` to ``--max-steps`` (default 10, a canary's length:
+notebooks 04 and 07 read it as their ``MAX_STEPS`` parameter, the catch-up cells' ``helpers.train`` as its
+step count; nothing rewrites the course's source), then runs ``python -m pytest --nbval-lax --nbval-current-env notebooks/`` with ``COURSE_MODEL``
 unset (``auto``: the 8B model on a GPU). Test failures do not stop the kernel: they are in the report.
 A failure before the tests (no GPU, the commit cannot be fetched, an install error) stops it with an
 error, and ``result.json`` says at which stage.
@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -175,52 +174,6 @@ def build_metadata(kernel_id: str, code_file: str, machine_shape: str = MACHINE_
     }
 
 
-def rewrite_max_steps(root, steps):
-    """Set the course's 8B training step count to ``steps`` in a copy of the course at ``root``.
-
-    Reads the 8B recipe's step count from helpers/recipe.py (``max_steps: int = <n>``), rewrites that default,
-    and rewrites every ``max_steps = <n>`` / ``max_steps=<n>`` with that same value in the notebooks' code
-    cells (notebook 04 writes it as a literal; the tiny model's own value is left alone). Returns what
-    changed; raises if nothing did, so a refactor that moves the step count fails loudly instead of training
-    the full recipe. This function is copied verbatim into the Kaggle notebook, so it imports what it needs.
-    """
-    import json
-    import re
-    from pathlib import Path
-
-    root, steps, changed = Path(root), int(steps), []
-    recipe = root / "helpers" / "recipe.py"
-    text = recipe.read_text() if recipe.is_file() else ""
-    found = re.search(r"^\s*max_steps\s*:\s*int\s*=\s*(\d+)", text, flags=re.M)
-    if found:
-        full = found.group(1)
-        recipe.write_text(text[: found.start(1)] + str(steps) + text[found.end(1) :])
-        changed.append("helpers/recipe.py: 1")
-        for path in sorted((root / "notebooks").glob("*.ipynb")):
-            notebook, count = json.loads(path.read_text()), 0
-            for cell in notebook["cells"]:
-                if cell["cell_type"] == "code":
-                    source = (
-                        "".join(cell["source"])
-                        if isinstance(cell["source"], list)
-                        else cell["source"]
-                    )
-                    source, n = re.subn(
-                        rf"\bmax_steps(\s*)=(\s*){full}\b", rf"max_steps\g<1>=\g<2>{steps}", source
-                    )
-                    if n:
-                        cell["source"], count = source, count + n
-            if count:
-                path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-                changed.append(f"notebooks/{path.name}: {count}")
-    if not changed:
-        raise RuntimeError(
-            "found no max_steps to rewrite in helpers/recipe.py: update rewrite_max_steps in "
-            "tools/kaggle_t4.py"
-        )
-    return changed
-
-
 def _code(source: str) -> dict:
     return {
         "cell_type": "code",
@@ -248,7 +201,6 @@ def build_notebook(
     if not re.fullmatch(r"[0-9,]*", cuda_visible_devices):
         raise UsageError("--cuda-visible-devices takes GPU numbers such as 0 or 0,1 (empty: all)")
     plugin = PLUGIN_FILE.read_text()
-    rewrite = inspect.getsource(rewrite_max_steps)
     cells = [
         _markdown(f"""
 # unsloth-course: every notebook under nbval on a Kaggle T4
@@ -346,22 +298,14 @@ record(nbval=nbval)
             "The pytest plugin that saves the notebooks nbval executed, with their outputs (`tools/nbval_save.py`)."
         ),
         _code("%%writefile /tmp/t4-plugins/nbval_save.py\n" + plugin),
-        _markdown("Shorten training: the canary runs a few steps, not the course's 60."),
-        _code(
-            rewrite
-            + """
-
-record(stage="steps")
-record(steps_rewritten=rewrite_max_steps(CLONE, MAX_STEPS))
-print(result["steps_rewritten"])
-"""
-        ),
         _markdown(
             "Run every notebook under nbval, as `make test` does on a CPU, with the default model. A failing cell does not stop this kernel: it is in the report."
         ),
         _code(f"""
 record(stage="nbval")
-env = dict(os.environ, COURSE_OUTPUT=str(COURSE_OUTPUT), HF_HUB_OFFLINE="0", TOKENIZERS_PARALLELISM="false",
+# COURSE_MAX_STEPS: the canary trains a few steps, not the course's 60 (notebooks 04 and 07 read it as MAX_STEPS,
+# the catch-up cells' helpers.train as its --max-steps); nothing rewrites the course's source
+env = dict(os.environ, COURSE_OUTPUT=str(COURSE_OUTPUT), COURSE_MAX_STEPS=str(MAX_STEPS), HF_HUB_OFFLINE="0", TOKENIZERS_PARALLELISM="false",
            PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])))
 env.pop("COURSE_MODEL", None)  # auto: the 8B model on a GPU
 if CUDA_VISIBLE_DEVICES:

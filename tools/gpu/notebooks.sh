@@ -6,6 +6,7 @@
 #   tokenizer, zero rows where the real base has untrained ones), and its Instruct stand-in for notebook 07
 #   (COURSE_CHAT_MODEL), both built on this host. MODEL=tiny, smollm2 or a path: that model.
 # ENVELOPE=t4 (default): inside a T4's envelope (tools/t4_envelope: float16, 15 GiB); ENVELOPE=none: the whole GPU.
+# COURSE_MAX_STEPS=N: notebooks 04 and 07 (their MAX_STEPS parameter) and the catch-up cells train N steps.
 # Logs go to $OUT; executed notebooks and JUnit reports to $OUT/executed.tgz; peak GPU memory per notebook in the log.
 set -uo pipefail
 source tools/gpu/common.sh
