@@ -6,9 +6,11 @@ files, and write and read an Ollama Modelfile.
     ('./m.gguf', ['</s>'], 'Q: 2+2? In: 4 A: ')
 """
 
+import ast
 import contextlib
 import difflib
 import errno
+import importlib.util
 import os
 import re
 import subprocess
@@ -89,17 +91,30 @@ def llama_cpp_dir() -> Path | None:
     return found
 
 
+def allowed_quants() -> list[str]:
+    """Unsloth's GGUF quantization methods (``unsloth.save.ALLOWED_QUANTS``), read from its source
+    while Unsloth is not loaded: importing it takes half a minute, too long to wait for a typo."""
+    if "unsloth.save" in sys.modules:
+        return list(sys.modules["unsloth.save"].ALLOWED_QUANTS)
+    source = Path(importlib.util.find_spec("unsloth").origin).with_name("save.py")
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "ALLOWED_QUANTS":
+            return list(ast.literal_eval(node.value))
+    from unsloth.save import ALLOWED_QUANTS  # an Unsloth that builds the table another way
+
+    return list(ALLOWED_QUANTS)
+
+
 def check_quantization(methods: Sequence[str]) -> None:
     """Raise LlamaCppError for a quantization method Unsloth does not know, naming the closest ones."""
-    from unsloth.save import ALLOWED_QUANTS
-
+    allowed = allowed_quants()
     for method in methods:
-        if method not in ALLOWED_QUANTS:
-            close = difflib.get_close_matches(method, ALLOWED_QUANTS, n=3)
+        if method not in allowed:
+            close = difflib.get_close_matches(method, allowed, n=3)
             raise LlamaCppError(
                 f"unknown GGUF quantization method {method!r}"
                 + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
-                + f" Unsloth knows: {', '.join(ALLOWED_QUANTS)}"
+                + f" Unsloth knows: {', '.join(allowed)}"
             )
 
 
@@ -174,9 +189,8 @@ def parse_modelfile(text: str) -> dict:
     pattern = (
         r'^(FROM|TEMPLATE|SYSTEM|PARAMETER)[ \t]+("""(.*?)"""|(?!""")([^\n]*[^\s][^\n]*))[ \t]*$'
     )
-    unexplained = re.sub(
-        pattern, lambda m: "\n" * m[0].count("\n"), text, flags=re.M | re.S
-    )  # keeps line numbers
+    # blank out what the pattern explains, keeping the line numbers of what is left
+    unexplained = re.sub(pattern, lambda m: "\n" * m[0].count("\n"), text, flags=re.M | re.S)
     for number, line in enumerate(unexplained.splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             raise ValueError(

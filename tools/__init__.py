@@ -1,6 +1,6 @@
 """The course's tools: run from a shell or CI, never imported by a notebook.
 
-- ``tools.cli`` / ``tools.config``: the ``course`` command (train, infer, merge, baseline, export)
+- ``tools.cli``: the ``course`` command (train, infer, merge, baseline, export)
 - ``tools.bench``: the QLoRA benchmark (Unsloth against plain transformers + PEFT + TRL)
 - ``tools.run_course``: run every notebook headless and summarise
 - ``tools.datagen``: regenerate the course dataset in data/
