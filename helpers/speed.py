@@ -17,28 +17,33 @@ from typing import Any
 from helpers.paths import REPO_ROOT
 
 
-def generation_speed(model: Any, tokenizer: Any, prompt: str, new_tokens: int = 32) -> float:
-    """Greedy new tokens per second for ``prompt`` (batch 1): the faster of two timed runs after a warm-up."""
+def generation_speed(
+    model: Any, tokenizer: Any, prompt: str, new_tokens: int = 32, runs: int = 2
+) -> float:
+    """Greedy new tokens per second for ``prompt`` (batch 1): the fastest of ``runs`` timed runs after a
+    warm-up. Notebook 05 and the benchmark (``tools/bench.py``, one run) both time generation here."""
     import torch
 
     inputs = tokenizer([prompt], return_tensors="pt").to(model.device)
-    # a warm-up run first: first-call setup is not speed
-    model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    common = dict(do_sample=False, pad_token_id=tokenizer.pad_token_id)
     speeds = []
-    for _ in range(2):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = model.generate(
-            **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
-        )
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        made = out.shape[1] - inputs["input_ids"].shape[1]
-        if made != new_tokens:
-            raise RuntimeError(f"asked for {new_tokens} new tokens, generate made {made}")
-        speeds.append(new_tokens / seconds)
+    with torch.inference_mode():
+        # a warm-up run first: first-call setup is not speed
+        model.generate(**inputs, max_new_tokens=4, **common)
+        for _ in range(runs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = model.generate(
+                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **common
+            )
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            made = out.shape[1] - inputs["input_ids"].shape[1]
+            if made != new_tokens:
+                raise RuntimeError(f"asked for {new_tokens} new tokens, generate made {made}")
+            speeds.append(new_tokens / seconds)
     return max(speeds)
 
 

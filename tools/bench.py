@@ -696,8 +696,10 @@ def _load_hf(cfg: BenchConfig, model_dir: Path):
 
 
 def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
-    """Tokens/s of greedy generation, batch 1, ``cfg.new_tokens`` new tokens (EOS ignored)."""
-    import torch
+    """Tokens/s of greedy generation, batch 1, ``cfg.new_tokens`` new tokens (EOS held off), one timed run
+    after a warm-up: :func:`helpers.speed.generation_speed`, which notebook 05 runs too."""
+    from helpers.data import prompt_for
+    from helpers.speed import generation_speed
 
     if path == "unsloth":
         from unsloth import FastLanguageModel
@@ -705,23 +707,8 @@ def _generation_speed(model, tokenizer, cfg: BenchConfig, path: str) -> float:
         FastLanguageModel.for_inference(model)
     else:
         model.eval()
-    from helpers.data import prompt_for
-
-    inputs = tokenizer(
-        [prompt_for("What does the quantity measure: length, mass, time or volume?", "52 kg")],
-        return_tensors="pt",
-    ).to(model.device)
-    common = dict(do_sample=False, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)
-    with torch.inference_mode():
-        model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, **common)  # warm-up
-        StepTimer.sync()
-        start = time.perf_counter()
-        out = model.generate(
-            **inputs, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens, **common
-        )
-        StepTimer.sync()
-    new = out.shape[1] - inputs["input_ids"].shape[1]
-    return new / (time.perf_counter() - start)
+    prompt = prompt_for("What does the quantity measure: length, mass, time or volume?", "52 kg")
+    return generation_speed(model, tokenizer, prompt, new_tokens=cfg.new_tokens, runs=1)
 
 
 def _batched_generation_speed(model, tokenizer, batch: int = 32, new_tokens: int = 16) -> float:
