@@ -47,7 +47,9 @@ def gpu_used_mib() -> int:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout
         return int(out.split()[0])
     except (OSError, ValueError, IndexError, subprocess.SubprocessError):
@@ -91,9 +93,15 @@ def main() -> int:
         peak_disk = max(peak_disk, shutil.disk_usage(where).used - disk0)
         time.sleep(0.5)
     disk_end = shutil.disk_usage(where).used - disk0
-    kept = f"cgroup memory.max {cap / 1024**3:.2f} GiB" if cgroup else "no cgroup on this host, peak only"
+    kept = (
+        f"cgroup memory.max {cap / 1024**3:.2f} GiB"
+        if cgroup
+        else "no cgroup on this host, peak only"
+    )
     if cgroup and (cgroup / "memory.peak").exists():
-        kept += f", cgroup memory.peak {int((cgroup / 'memory.peak').read_text()) / 1024**3:.2f} GiB"
+        kept += (
+            f", cgroup memory.peak {int((cgroup / 'memory.peak').read_text()) / 1024**3:.2f} GiB"
+        )
     print(
         f"{label}: exit {proc.returncode} after {time.time() - start:.0f} s; peak GPU memory {peak_gpu:,} MiB "
         f"(nvidia-smi, whole GPU); peak RAM {peak_rss / 1024**3:.2f} GiB (process tree RSS; {kept}); "

@@ -27,5 +27,15 @@ if torch.cuda.is_available():
         return _real_capability(device) if caller.split(".")[0] in ("torch", "triton") else (7, 5)
 
     torch.cuda.get_device_capability = _capability
+    _real_mem_get_info = torch.cuda.mem_get_info
+
+    def _mem_get_info(device=None):
+        """Free and total memory as a T4 would report them: accelerate's device_map="auto" plans with this,
+        and on the H100 it would plan for 80 GB and then meet the 15 GiB cap."""
+        free, total = _real_mem_get_info(device)
+        cap = int(T4_GIB * 1024**3)
+        return min(free, cap - torch.cuda.memory_reserved(device)), min(total, cap)
+
+    torch.cuda.mem_get_info = _mem_get_info
     torch.cuda.is_bf16_supported = lambda including_emulation=True: False
     os.environ["T4_ENVELOPE"] = f"float16, {T4_GIB:g} GiB of {_total / 1024**3:.1f}"
