@@ -31,6 +31,20 @@ def adapter_dir() -> Path:
     return output_dir() / "lora_adapter"
 
 
+def export_dir() -> Path:
+    """Where notebook 08 writes the large exports (merged weights, GGUF): $COURSE_EXPORT, else the output
+    folder, except on Google Drive, whose free 15 GB they would overflow: then /content/exports, on the
+    runtime's own disk (it vanishes with the runtime; notebook 08 copies to Drive what fits)."""
+    if "COURSE_EXPORT" in os.environ:
+        out = Path(os.environ["COURSE_EXPORT"])
+    elif str(output_dir()).startswith(str(DRIVE_ROOT)):
+        out = Path("/content/exports")
+    else:
+        out = output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def drive_mounted() -> bool:
     return (DRIVE_ROOT / "MyDrive").is_dir()
 

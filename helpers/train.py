@@ -8,6 +8,7 @@ Usage (the notebooks' catch-up; ``course train`` has every other option, docs/co
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,32 @@ def save_adapter(model: Any, tokenizer: Any, path: str | Path, check: bool = Tru
     return Path(path)
 
 
+class TimeLeft:
+    """A Trainer callback for runs without progress bars (a catch-up cell's output): after the second step
+    (the first includes compiling) and every quarter of the run, the steps done and the time the rest will
+    take at the pace so far."""
+
+    def __init__(self):
+        self.start, self.every = None, 1
+
+    def __getattr__(self, name):  # the Trainer calls every on_* event; only two matter here
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.every = time.perf_counter(), max(1, state.max_steps // 4)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step, total = state.global_step, state.max_steps
+        if step == 2 or (step % self.every == 0 and step < total):
+            took = time.perf_counter() - self.start
+            left = took / step * (total - step)
+            print(
+                f"step {step} of {total} after {took:.0f} s: about {left:.0f} s to go", flush=True
+            )
+
+
 def train_run(
     model_name: str,
     data: Path | Any,
@@ -193,6 +220,7 @@ def train_run(
     progress: bool = True,
     load_kwargs: dict | None = None,
     trainer_kwargs: dict | None = None,
+    callbacks: list | None = None,
 ) -> Path:
     """:func:`train_adapter` into ``out_dir / "lora_adapter"``, then (main process) ``out_dir / "train_metrics.json"``
     and a summary: what ``course train`` and ``python -m helpers.train`` do. ``run`` holds :func:`train_metrics`'s
@@ -210,6 +238,7 @@ def train_run(
         out_dir / "lora_adapter",
         recipe,
         resume=resume,
+        callbacks=callbacks if callbacks is not None else ([] if progress else [TimeLeft()]),
         load_kwargs=load_kwargs,
         trainer_kwargs=trainer_kwargs,
     )

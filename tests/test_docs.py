@@ -350,3 +350,25 @@ def test_screenshots_of_the_home_page_and_a_notebook_page(site, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "home.png").stat().st_size > 0
     assert (tmp_path / "notebook.png").stat().st_size > 0
+
+
+def test_the_rewards_page_states_trls_grpo_defaults():
+    """docs/concepts/rewards-and-preferences.md's table of GRPOConfig defaults, read from the installed TRL."""
+    import dataclasses
+    import re
+
+    from trl import GRPOConfig
+
+    page = (ROOT / "docs" / "concepts" / "rewards-and-preferences.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| `?([^`|]+?)`? \|", page, flags=re.M))
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    assert set(table) == {
+        "num_generations",
+        "beta",
+        "epsilon",
+        "scale_rewards",
+        "loss_type",
+        "learning_rate",
+    }
+    for name, stated in table.items():
+        assert str(defaults[name]) == stated.strip('"'), (name, stated, defaults[name])
