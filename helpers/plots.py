@@ -10,14 +10,20 @@ def _save(fig, path: str | Path | None):
     return fig
 
 
-def loss_curve(log_history: Sequence[Mapping], path: str | Path | None = None):
-    """Plot training loss per logged step from ``trainer.state.log_history``."""
+def loss_curve(
+    log_history: Sequence[Mapping],
+    path: str | Path | None = None,
+    key: str = "loss",
+    title: str = "Loss curve",
+):
+    """Plot one logged value per step from ``trainer.state.log_history``: the training loss, or with
+    ``key="reward"`` the mean reward of a GRPO run (notebook 09)."""
     import matplotlib.pyplot as plt
 
-    points = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
+    points = [(h["step"], h[key]) for h in log_history if h.get(key) is not None]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot([s for s, _ in points], [v for _, v in points], marker=".", linewidth=1)
-    ax.set(xlabel="step", ylabel="training loss", title="Loss curve")
+    ax.set(xlabel="step", ylabel="training " + key, title=title)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

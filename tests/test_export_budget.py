@@ -98,7 +98,7 @@ LONG_STEPS = {"save_pretrained_merged", "save_pretrained_gguf", "upload_folder",
 
 def test_every_long_step_of_notebook_08_prints_its_estimate_first():
     """Each call that writes, converts, loads or uploads a model runs inside ``pace.step`` (estimate first) or
-    after a print of its estimate in the same block; the adapter's own 4-bit load (cell 11) is notebook 05's."""
+    after a print of its estimate in the same block; the adapter's own 4-bit load is notebook 05's."""
     checked = []
     for cell in notebook_08_code():
         tree = ast.parse(cell)
@@ -106,11 +106,8 @@ def test_every_long_step_of_notebook_08_prints_its_estimate_first():
             if not isinstance(node, ast.Call) or getattr(node.func, "attr", "") not in LONG_STEPS:
                 continue
             name = ast.unparse(node.func)
-            if (
-                name == "FastLanguageModel.from_pretrained"
-                or name == "AutoTokenizer.from_pretrained"
-            ):
-                continue
+            if name == "AutoTokenizer.from_pretrained" or "adapter" in ast.unparse(node):
+                continue  # a tokenizer, or the adapter's own 4-bit load (notebook 05's, before any export)
             in_pace = any(
                 isinstance(w, ast.With)
                 and any("pace.step" in ast.unparse(i.context_expr) for i in w.items)
@@ -131,7 +128,7 @@ def test_every_long_step_of_notebook_08_prints_its_estimate_first():
         "model.save_pretrained_gguf",
         "hub.upload_folder",
     } <= set(checked)
-    assert "AutoModelForCausalLM.from_pretrained" in checked
+    assert "FastLanguageModel.from_pretrained" in checked  # the merged model's load
     scoring = next(c for c in notebook_08_code() if "Llama(" in c)
     assert "the first answer took" in scoring and "about {minutes(" in scoring
 
