@@ -30,7 +30,7 @@ class Recipe:
     use_dora: bool = False
     use_gradient_checkpointing: str | bool = "unsloth"
     # 8 examples per step in one forward pass (Unsloth's notebooks: 2 x 4). The course's rows are short: on an H100
-    # 8 x 1 trained them 2.59x faster for 0.1 GiB more, and faster on a 2-core CPU too (docs/validation.md).
+    # 8 x 1 trained them 2.59x faster for 0.1 GiB more; on a 2-core CPU about as fast (docs/validation.md).
     # Long rows: 2 x 4 (the memory of a pass grows with examples x length).
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
