@@ -848,7 +848,9 @@ class Sim:
         # papermill: only the command-line course runner uses it (make course), never a notebook. kaggle_secrets
         # exists only on Kaggle (helpers.secrets imports it there); llama_cpp is installed by notebook 08's own cell,
         # and gguf comes from the llama.cpp folder of 08's export when it is not installed (08's exercise 1).
-        left = {"__future__", "papermill", "kaggle_secrets", "llama_cpp", "gguf"}
+        # bitsandbytes: helpers.export imports it only to dequantise a 4-bit weight, and a runtime without
+        # bitsandbytes has no 4-bit weights.
+        left = {"__future__", "papermill", "kaggle_secrets", "llama_cpp", "gguf", "bitsandbytes"}
         mods = sorted(
             m
             for m in imported_modules(sources)
