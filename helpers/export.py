@@ -120,8 +120,17 @@ def saved_weight(folder: str | Path, name: str):
 
 
 def gguf_weight(path: str | Path, name: str):
-    """One tensor of a GGUF file, dequantised to float32 (the gguf package, llama.cpp's own reader)."""
+    """One tensor of a GGUF file, dequantised to float32 (the gguf package, llama.cpp's own reader; where it is
+    not installed, as on Colab, the copy beside llama.cpp's converter)."""
+    import importlib.util
+    import sys
+
     import torch
+
+    if importlib.util.find_spec("gguf") is None:
+        from helpers.llama_cpp import UNSLOTH_DEFAULT, llama_cpp_dir
+
+        sys.path.append(str((llama_cpp_dir() or UNSLOTH_DEFAULT) / "gguf-py"))
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
