@@ -45,19 +45,18 @@ class Pace:
         return gb * self.s_per_gb
 
     @contextmanager
-    def step(self, label: str, gb: float, factor: float = 1.0):
-        """Print the estimate for ``label`` (``gb`` of data, ``factor`` times the pace per GB), run the
-        block, print the time it took and keep the pace it measured."""
-        estimate = self.seconds(gb) * factor
+    def step(self, label: str, gb: float):
+        """Print the estimate for ``label`` (``gb`` of data at the current pace), run the block, print the
+        time it took and keep the pace it measured."""
         print(
-            f"{label}: about {minutes(estimate)} estimated for {gb:.2f} GB "
-            f"(at {self.s_per_gb * factor:.1f} s per GB: {self.basis})"
+            f"{label}: about {minutes(self.seconds(gb))} estimated for {gb:.2f} GB "
+            f"(at {self.s_per_gb:.1f} s per GB: {self.basis})"
         )
         start = time.perf_counter()
         yield
         took = time.perf_counter() - start
         print(f"{label}: took {minutes(took)}")
-        measured = took / max(gb, 1e-9) / factor
+        measured = took / max(gb, 1e-9)
         if gb >= 0.05 and (self.basis == REFERENCE or measured > self.s_per_gb):
             self.s_per_gb, self.basis = measured, f"measured in this runtime ({label})"
 

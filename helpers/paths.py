@@ -37,12 +37,15 @@ def export_dir() -> Path:
     runtime's own disk (it vanishes with the runtime; notebook 08 copies to Drive what fits)."""
     if "COURSE_EXPORT" in os.environ:
         out = Path(os.environ["COURSE_EXPORT"])
-    elif str(output_dir()).startswith(str(DRIVE_ROOT)):
-        out = Path("/content/exports")
     else:
-        out = output_dir()
+        out = Path("/content/exports") if outputs_on_drive() else output_dir()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def outputs_on_drive() -> bool:
+    """Whether the output folder is on Google Drive (``use_drive``, or COURSE_OUTPUT set there)."""
+    return output_dir().is_relative_to(DRIVE_ROOT)
 
 
 def drive_mounted() -> bool:
